@@ -1,0 +1,4 @@
+"""Worker side: the Celery app and task (`worker.celery_app`, `worker.tasks`) and the engine library.
+
+Importing this package must stay cheap and framework-free: `worker.engine` is used without Celery.
+"""
