@@ -1,6 +1,7 @@
-"""The `recon` console script: one entry point that dispatches to the engine, API, worker or embedded stack.
+"""The `recon` console script: one entry point for the engine, API, worker and embedded stack.
 
-Imports are lazy so that `recon reconstruct` never loads FastAPI or Celery, and `recon api` never loads torch.
+Imports are lazy so that `recon reconstruct` never loads FastAPI or Celery, and `recon api` never
+loads torch.
 """
 
 import importlib

@@ -1,4 +1,7 @@
-"""The Celery message: a task name and ids only, never data (the worker reads the rest from the job store)."""
+"""The Celery message: a task name and ids only, never data.
+
+The worker reads everything else from the job store and object storage.
+"""
 
 from pydantic import BaseModel
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -194,8 +195,9 @@ def write_ply(elements: Mapping[str, Mapping[str, np.ndarray | PlyList | Sequenc
 
 def _write_body(columns: Mapping[str, np.ndarray | PlyList], count: int, endian: str,
                 ascii: bool) -> bytes:
-    if not ascii and all(not isinstance(c, PlyList) for c in columns.values()):
-        return _fixed_table(list(columns.values()), count, endian).tobytes()
+    arrays = [c for c in columns.values() if isinstance(c, np.ndarray)]
+    if not ascii and len(arrays) == len(columns):
+        return _fixed_table(arrays, count, endian).tobytes()
     per_column = [_row_parts(column, endian) for column in columns.values()]
     rows = [[part for column in per_column for part in column[row]] for row in range(count)]
     if ascii:
@@ -206,7 +208,8 @@ def _write_body(columns: Mapping[str, np.ndarray | PlyList], count: int, endian:
 
 
 def _fixed_table(columns: list[np.ndarray], count: int, endian: str) -> np.ndarray:
-    fields, arrays = [], []
+    fields: list[tuple[Any, ...]] = []
+    arrays: list[np.ndarray] = []
     for i, column in enumerate(columns):
         _, code = _write_type(column.dtype)
         if column.ndim == 2:

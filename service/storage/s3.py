@@ -1,0 +1,186 @@
+"""S3 storage (boto3): any S3-protocol server (AWS, MinIO, SeaweedFS). Downloads use presigned URLs.
+
+An S3 PUT (and a completed multipart upload) is atomic, so objects are whole when visible.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from service.storage.base import DEFAULT_CHUNK_BYTES
+from service.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
+from service.storage.keys import validate_key
+
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+DELETE_BATCH = 1000
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 30
+MAX_RETRY_ATTEMPTS = 3
+
+
+class S3Storage:
+    """`ObjectStorage` over one S3 bucket."""
+
+    backend = "s3"
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        endpoint_url: str | None,
+        access_key_id: str | None,
+        secret_access_key: str | None,
+        region: str,
+        presign_expiry_s: int,
+    ) -> None:
+        self.bucket = bucket
+        self.presign_expiry_s = presign_expiry_s
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": "path"},
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
+            retries={"max_attempts": MAX_RETRY_ATTEMPTS, "mode": "standard"},
+        )
+        self.client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+            region_name=region,
+            config=config,
+        )
+
+    def _call(self, key: str | None, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if key is not None and code in NOT_FOUND_CODES:
+                raise ObjectNotFound(key) from exc
+            raise StorageUnavailable(f"S3 {operation} failed: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 {operation} failed: {exc}") from exc
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket when it does not exist yet (development setups)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._call(None, "create_bucket", Bucket=self.bucket)
+        except BotoCoreError as exc:
+            raise StorageUnavailable(f"S3 head_bucket failed: {exc}") from exc
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Store `data` under `key` with one PUT."""
+        extra = {"ContentType": content_type} if content_type else {}
+        key = validate_key(key)
+        self._call(None, "put_object", Bucket=self.bucket, Key=key, Body=data, **extra)
+
+    def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
+        """Upload the file at `path` (multipart for large files; visible when complete)."""
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            self.client.upload_file(
+                str(path), self.bucket, validate_key(key), ExtraArgs=extra, Config=TransferConfig()
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"S3 upload failed: {exc}") from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        """Return the object's bytes; raises `ObjectNotFound`."""
+        answer = self._call(key, "get_object", Bucket=self.bucket, Key=validate_key(key))
+        data: bytes = answer["Body"].read()
+        return data
+
+    def download_to(self, key: str, path: Path) -> None:
+        """Write the object to `path`; raises `ObjectNotFound`."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            for chunk in self.iter_bytes(key):
+                handle.write(chunk)
+
+    def iter_bytes(self, key: str, chunk_size: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield the object in chunks; raises `ObjectNotFound` at the call."""
+        answer = self._call(key, "get_object", Bucket=self.bucket, Key=validate_key(key))
+        body = answer["Body"]
+        return (chunk for chunk in body.iter_chunks(chunk_size))
+
+    def exists(self, key: str) -> bool:
+        """True when an object is stored under `key`."""
+        try:
+            self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        """The object's size in bytes; raises `ObjectNotFound`."""
+        answer = self._call(key, "head_object", Bucket=self.bucket, Key=validate_key(key))
+        return int(answer["ContentLength"])
+
+    def delete(self, key: str) -> bool:
+        """Remove one object; True when it existed."""
+        existed = self.exists(key)
+        self._call(None, "delete_object", Bucket=self.bucket, Key=validate_key(key))
+        return existed
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under `prefix` (ending in '/'), sorted."""
+        validate_key(prefix, prefix=True)
+        keys: list[str] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                keys.extend(item["Key"] for item in page.get("Contents", []))
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageUnavailable(f"S3 list failed: {exc}") from exc
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove every object under `prefix` (which must end in '/'); return the count."""
+        if not prefix.endswith("/"):
+            raise ValueError("a prefix must end with '/'")
+        keys = self.list_keys(prefix)
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": k} for k in keys[start : start + DELETE_BATCH]]
+            answer = self._call(
+                None, "delete_objects", Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+            )
+            if answer.get("Errors"):
+                raise StorageError(f"S3 delete failed for {len(answer['Errors'])} objects")
+        return len(keys)
+
+    def presigned_url(
+        self,
+        key: str,
+        *,
+        expires_s: int | None = None,
+        filename: str | None = None,
+        content_type: str | None = None,
+    ) -> str | None:
+        """A presigned GET URL valid for `expires_s` (default from settings)."""
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": validate_key(key)}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        if content_type:
+            params["ResponseContentType"] = content_type
+        url: str = self.client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_s or self.presign_expiry_s
+        )
+        return url
+
+    def local_path(self, key: str) -> Path | None:
+        """Always None: S3 objects have no local path."""
+        return None
+
+    def ping(self) -> None:
+        """Raise `StorageUnavailable` unless the bucket answers with these credentials."""
+        self._call(None, "head_bucket", Bucket=self.bucket)

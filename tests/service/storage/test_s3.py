@@ -1,0 +1,128 @@
+"""S3Storage against a real S3 protocol server (SeaweedFS on loopback), not a mock.
+
+A mock would accept wrong secrets and expired URLs; these tests check that the real server
+refuses them, and that presigned URLs work with a plain HTTP GET.
+"""
+
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from service.storage import StorageUnavailable, build_storage, job_object_key
+from service.storage.s3 import S3Storage
+from tests.conftest import S3Server
+from tests.service.storage import backend_contract
+
+SHORT_EXPIRY_S = 3  # X-Amz-Date has 1 s granularity: leave room for the first GET
+EXPIRY_MARGIN_S = 2.0
+
+
+def make_storage(server: S3Server, *, secret: str | None = None) -> S3Storage:
+    return S3Storage(
+        bucket=server.bucket,
+        endpoint_url=server.endpoint_url,
+        access_key_id=server.access_key_id,
+        secret_access_key=secret or server.secret_access_key,
+        region=server.region,
+        presign_expiry_s=60,
+    )
+
+
+@pytest.fixture
+def storage(seaweed_s3: S3Server) -> S3Storage:
+    return make_storage(seaweed_s3)
+
+
+def _with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def test_round_trip(storage: S3Storage, tmp_path: Path) -> None:
+    backend_contract.check_round_trip(storage, tmp_path)
+
+
+def test_missing_objects(storage: S3Storage, tmp_path: Path) -> None:
+    backend_contract.check_missing_objects(storage, tmp_path)
+
+
+def test_delete_prefix(storage: S3Storage) -> None:
+    backend_contract.check_delete_prefix(storage)
+
+
+def test_rejects_unsafe_keys(storage: S3Storage) -> None:
+    backend_contract.check_rejects_unsafe_keys(storage)
+
+
+def test_presigned_url_works_with_plain_http(storage: S3Storage) -> None:
+    key = job_object_key("acme", uuid.uuid4().hex, "mesh.glb")
+    storage.put_bytes(key, b"glTF-bytes", content_type="model/gltf-binary")
+    url = storage.presigned_url(key, filename="bunny.glb", content_type="model/gltf-binary")
+    assert url is not None and storage.local_path(key) is None
+    answer = httpx.get(url)
+    assert answer.status_code == 200
+    assert answer.content == b"glTF-bytes"
+    assert answer.headers["content-type"] == "model/gltf-binary"
+    assert 'filename="bunny.glb"' in answer.headers["content-disposition"]
+
+
+def test_tampered_presigned_urls_are_rejected(storage: S3Storage) -> None:
+    job_id = uuid.uuid4().hex
+    key = job_object_key("acme", job_id, "mesh.glb")
+    other = job_object_key("acme", job_id, "input.ply")
+    storage.put_bytes(key, b"mine")
+    storage.put_bytes(other, b"not for you")
+    url = storage.presigned_url(key)
+    assert url is not None
+    signature = dict(parse_qsl(urlsplit(url).query))["X-Amz-Signature"]
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
+    tampered = [
+        url.replace("mesh.glb", "input.ply"),  # another object, same signature
+        _with_query(url, **{"X-Amz-Signature": flipped}),
+        _with_query(url, **{"X-Amz-Expires": "604800"}),  # a longer life
+    ]
+    for bad in tampered:
+        answer = httpx.get(bad)
+        assert answer.status_code == 403, bad
+        assert b"not for you" not in answer.content
+
+
+def test_expired_presigned_url_is_rejected(storage: S3Storage) -> None:
+    key = job_object_key("acme", uuid.uuid4().hex, "mesh.glb")
+    storage.put_bytes(key, b"short-lived")
+    url = storage.presigned_url(key, expires_s=SHORT_EXPIRY_S)
+    assert url is not None
+    assert httpx.get(url).status_code == 200
+    time.sleep(SHORT_EXPIRY_S + EXPIRY_MARGIN_S)
+    answer = httpx.get(url)
+    assert answer.status_code == 403
+    assert b"short-lived" not in answer.content
+
+
+def test_wrong_credentials_fail(seaweed_s3: S3Server, storage: S3Storage) -> None:
+    key = job_object_key("acme", uuid.uuid4().hex, "input.ply")
+    storage.put_bytes(key, b"secret data")
+    intruder = make_storage(seaweed_s3, secret="not-the-secret-key-at-all")
+    with pytest.raises(StorageUnavailable):
+        intruder.ping()
+    with pytest.raises(StorageUnavailable):
+        intruder.get_bytes(key)
+    with pytest.raises(StorageUnavailable):
+        intruder.put_bytes(key, b"overwritten")
+    assert storage.get_bytes(key) == b"secret data"
+
+
+def test_build_storage_from_settings(settings: Settings, seaweed_s3: S3Server) -> None:
+    storage = build_storage(seaweed_s3.settings(settings))
+    assert storage.backend == "s3"
+    storage.ping()
+    down = seaweed_s3.settings(settings, s3_endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(StorageUnavailable):
+        build_storage(down).ping()
