@@ -1,0 +1,65 @@
+# syntax=docker/dockerfile:1.7
+# Two images from one source tree:
+#   docker build --target api    -t recon-api .     # FastAPI, no torch (numpy/trimesh validate uploads)
+#   docker build --target worker -t recon-worker .  # Celery worker with CUDA torch, one per GPU
+# Both run the same `recon` console script as a native install: `recon api`, `recon worker`.
+
+ARG PYTHON_IMAGE=python:3.11-slim
+ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+
+# --- the project's sources, shared by both targets ---------------------------------------------
+FROM ${PYTHON_IMAGE} AS source
+WORKDIR /src
+COPY pyproject.toml README.md recon_cli.py ./
+COPY api_schemas ./api_schemas
+COPY service ./service
+COPY worker ./worker
+
+# --- API: every runtime dependency except torch -------------------------------------------------
+FROM ${PYTHON_IMAGE} AS api
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY --from=source /src /app
+# pyproject.toml stays the single list of dependencies: take it minus torch, then install the
+# project itself with --no-deps. The import check proves the API never pulls torch in.
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.replace(' ', '').lower().startswith('torch')))" \
+        > /tmp/requirements-api.txt \
+ && pip install -r /tmp/requirements-api.txt \
+ && pip install --no-deps . \
+ && python -c "import sys, service.app, service.cli, worker.celery_app; assert 'torch' not in sys.modules" \
+ && useradd --system --uid 10001 --home-dir /data recon \
+ && mkdir -p /data && chown recon /data
+USER recon
+ENV RECON_HOST=0.0.0.0 RECON_PORT=8000 RECON_DATA_DIR=/data
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"
+CMD ["recon", "api", "--host", "0.0.0.0", "--port", "8000"]
+
+# --- worker: CUDA runtime + the CUDA build of torch ----------------------------------------------
+FROM ${CUDA_IMAGE} AS worker
+ENV DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv PATH=/opt/venv/bin:$PATH
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv
+# The default torch wheel for Linux x86_64 is a CUDA build. To pin another CUDA flavour, pass
+# --build-arg TORCH_INDEX_URL=<a PyTorch wheel index> (and TORCH_SPEC to pin a version).
+ARG TORCH_SPEC="torch>=2.3"
+ARG TORCH_INDEX_URL=""
+RUN if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL" "$TORCH_SPEC"; \
+    else pip install "$TORCH_SPEC"; fi
+WORKDIR /app
+COPY --from=source /src /app
+RUN pip install . \
+ && useradd --system --uid 10001 --home-dir /data recon \
+ && mkdir -p /data && chown recon /data
+USER recon
+ENV RECON_WORKER_DEVICE=cuda RECON_WORKER_CONCURRENCY=1 RECON_DATA_DIR=/data
+HEALTHCHECK --interval=30s --timeout=15s --start-period=60s --retries=3 \
+    CMD ["recon", "worker", "--healthcheck"]
+# One worker process per GPU: give each container one GPU (see docker-compose.yml).
+CMD ["recon", "worker", "--device", "cuda", "--concurrency", "1"]

@@ -1,0 +1,95 @@
+"""`recon serve` from the repository, as a user runs it: the README's curl walkthrough succeeds
+against it, a killed worker is restarted, and SIGINT (Ctrl-C) leaves no process behind."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from e2e_support import REPO_ROOT, free_port, load_glb, recon_env, wait_for
+
+pytestmark = pytest.mark.e2e
+
+READY_TIMEOUT_S = 120
+WALKTHROUGH_TIMEOUT_S = 300
+SHUTDOWN_TIMEOUT_S = 60
+RESTART_TIMEOUT_S = 30
+
+
+def readme_walkthrough() -> str:
+    """The shell block between the walkthrough markers of README.md."""
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("<!-- walkthrough:start -->", 1)[1].split("<!-- walkthrough:end -->")[0]
+    match = re.search(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert match, "README.md has no walkthrough block"
+    return match.group(1)
+
+
+def worker_processes(serve: psutil.Process) -> list[psutil.Process]:
+    """The live supervised `recon worker` children of `recon serve`."""
+    found = []
+    for child in serve.children():
+        try:
+            if "worker" in child.cmdline():
+                found.append(child)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue  # exited; the supervisor reaps it on its next poll
+    return found
+
+
+def test_recon_serve_walkthrough_restart_and_clean_ctrl_c(tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "recon_cli", "serve", "--port", str(port)],
+            cwd=tmp_path, env=recon_env({}), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    logs = lambda: log_path.read_text(errors="replace")[-6000:]  # noqa: E731
+    try:
+        wait_for(lambda: "API ready" in log_path.read_text(errors="replace"), READY_TIMEOUT_S,
+                 "recon serve to be ready", logs=logs)
+        key = (tmp_path / "data" / "api_key").read_text().strip()
+        assert f"API key (shown once, kept in {tmp_path / 'data' / 'api_key'}): {key}" in logs()
+
+        walk = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", readme_walkthrough()], cwd=tmp_path,
+            env=recon_env({"RECON_URL": f"http://127.0.0.1:{port}"}),
+            capture_output=True, text=True, timeout=WALKTHROUGH_TIMEOUT_S,
+        )
+        assert walk.returncode == 0, f"{walk.stdout}\n{walk.stderr}\n{logs()}"
+        assert "succeeded" in walk.stdout
+        mesh = load_glb((tmp_path / "torus.glb").read_bytes())
+        listed = httpx.get(f"http://127.0.0.1:{port}/reconstructions",
+                           headers={"X-API-Key": key}, timeout=30).json()["items"]
+        assert len(listed) == 1 and listed[0]["status"] == "succeeded"
+        assert len(mesh.faces) == listed[0]["metrics"]["mesh"]["faces"]
+        # Watertightness is the engine's to guarantee (and it reports it); the GLB must keep it.
+        assert mesh.is_watertight == listed[0]["metrics"]["mesh"]["watertight"]
+
+        parent = psutil.Process(serve.pid)
+        (first,) = worker_processes(parent)
+        first.kill()
+        restarted = wait_for(
+            lambda: [p for p in worker_processes(parent) if p.pid != first.pid],
+            RESTART_TIMEOUT_S, "the supervisor to restart the worker", logs=logs,
+        )
+        assert restarted
+
+        family = [parent, *parent.children(recursive=True)]
+        assert len(family) >= 4, family  # serve, redis, worker (+ its pool), api
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0, logs()
+        _, alive = psutil.wait_procs(family, timeout=10)
+        assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait()

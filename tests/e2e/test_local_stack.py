@@ -1,0 +1,100 @@
+"""End to end over HTTP with local storage: a real `recon api`, real `recon worker`s, real Redis.
+
+Submit the bunny, watch progress move, download a watertight GLB close to the ground truth;
+cancel a running job; SIGKILL a worker mid-job and see the job finish on a new worker.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from e2e_support import (
+    BUNNY,
+    FINAL,
+    RUN_TIMEOUT_S,
+    Stack,
+    assert_close_to_bunny,
+    load_glb,
+    submit,
+    watch,
+)
+
+from service.job_store import JobStore
+
+pytestmark = pytest.mark.e2e
+
+CANCEL_TIMEOUT_S = 8
+"""The worker notices a cancel within ~0.5 s; the engine checks it every few training steps."""
+
+
+def store_of(stack: Stack) -> JobStore:
+    return JobStore.from_settings(stack.settings())
+
+
+def test_bunny_succeeds_with_progress_and_a_watertight_glb(local_stack: Stack) -> None:
+    with local_stack.client() as client:
+        created = submit(client, BUNNY / "sparse" / "points.ply")
+        assert created["status"] == "queued"
+        history: list[dict] = []
+        final = watch(client, created["id"], lambda v: v["status"] in FINAL, RUN_TIMEOUT_S,
+                      local_stack, history)
+        assert final["status"] == "succeeded", final
+        running = [v["progress"] for v in history if v["status"] == "running"]
+        steps = {p["step"] for p in running if p["stage"] == "train"}
+        assert len(steps) >= 2, f"training progress never moved: {running}"
+        fractions = [p["fraction"] for p in running]
+        assert fractions == sorted(fractions) and fractions[-1] > fractions[0]
+        assert "train" in {p["stage"] for p in running}
+        assert final["metrics"]["mesh"]["watertight"] is True
+        assert final["metrics"]["run"]["iterations"] >= 1
+        assert "glb" in final["formats"] and final["progress"]["fraction"] == 1.0
+
+        response = client.get(f"/reconstructions/{created['id']}/mesh", params={"format": "glb"})
+        assert response.status_code == 200, response.text
+        assert response.content[:4] == b"glTF"
+        assert_close_to_bunny(load_glb(response.content))
+
+
+def test_cancel_running_job(local_stack: Stack) -> None:
+    with local_stack.client() as client:
+        created = submit(client, BUNNY / "sparse" / "points.ply",
+                         {"preset": "fast", "max_iterations": 3000, "resolution": 64})
+        watch(client, created["id"],
+              lambda v: v["status"] == "running" and v["progress"]["stage"] == "train",
+              RUN_TIMEOUT_S, local_stack)
+        asked = time.monotonic()
+        response = client.post(f"/reconstructions/{created['id']}/cancel")
+        assert response.status_code in (200, 202), response.text
+        final = watch(client, created["id"], lambda v: v["status"] in FINAL, CANCEL_TIMEOUT_S,
+                      local_stack, interval_s=0.1)
+        latency = time.monotonic() - asked
+        assert final["status"] == "canceled", final
+        assert latency < CANCEL_TIMEOUT_S
+        mesh = client.get(f"/reconstructions/{created['id']}/mesh")
+        assert mesh.status_code == 409
+
+
+def test_worker_killed_mid_job_is_retried_by_a_new_worker(local_stack: Stack) -> None:
+    with local_stack.client() as client:
+        created = submit(client, BUNNY / "sparse" / "points.ply")
+        watch(client, created["id"],
+              lambda v: v["status"] == "running" and v["progress"]["stage"] == "train",
+              RUN_TIMEOUT_S, local_stack)
+        for worker in list(local_stack.workers):
+            if worker.poll() is None:
+                local_stack.kill_worker(worker)
+        record = store_of(local_stack).get(created["id"])
+        assert record is not None and record.status == "running" and record.attempts == 1
+
+        local_stack.start_worker()
+        final = watch(client, created["id"], lambda v: v["status"] in FINAL, RUN_TIMEOUT_S,
+                      local_stack)
+        record = store_of(local_stack).get(created["id"])
+        assert record is not None and record.attempts >= 2, "the job was not run again"
+        if final["status"] == "failed":
+            assert final["error"]["code"] and final["error"]["message"]
+        else:
+            assert final["status"] == "succeeded", final
+            mesh = client.get(f"/reconstructions/{created['id']}/mesh")
+            assert mesh.status_code == 200 and load_glb(mesh.content).is_watertight

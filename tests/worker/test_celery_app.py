@@ -1,0 +1,63 @@
+"""The Celery app carries DESIGN.md section 7's reliability settings and never imports torch."""
+
+import subprocess
+import sys
+
+import pytest
+
+from api_schemas import RECONSTRUCT_TASK_NAME
+from service.settings import Settings
+from worker.celery_app import celery_config, create_celery_app
+from worker.cli import build_parser, worker_argv
+from worker.tasks import backoff_s
+
+
+def test_reliability_settings(worker_settings: Settings) -> None:
+    conf = create_celery_app(worker_settings).conf
+    assert conf.task_acks_late and conf.task_reject_on_worker_lost
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    assert conf.task_soft_time_limit == worker_settings.job_soft_time_limit_s
+    assert conf.task_time_limit == worker_settings.job_hard_time_limit_s
+    visibility = conf.broker_transport_options["visibility_timeout"]
+    assert visibility == worker_settings.broker_visibility_timeout_s > conf.task_time_limit
+    assert conf.task_routes[RECONSTRUCT_TASK_NAME]["queue"] == worker_settings.celery_queue
+    assert conf.broker_url == worker_settings.redis_url and conf.task_ignore_result
+
+
+def test_time_limits_must_be_ordered(worker_settings: Settings) -> None:
+    broken = worker_settings.model_construct(
+        **{**worker_settings.model_dump(), "job_hard_time_limit_s": 10,
+           "job_soft_time_limit_s": 20}
+    )
+    with pytest.raises(ValueError, match="job_soft_time_limit_s"):
+        celery_config(broken)
+
+
+def test_app_and_task_modules_do_not_import_torch() -> None:
+    code = (
+        "import sys; from service.settings import Settings; "
+        "from worker.celery_app import create_celery_app; "
+        "app = create_celery_app(Settings()); app.loader.import_default_modules(); "
+        "import worker.tasks, worker.reaper, worker.cli, service.embedded; "
+        "assert 'recon.reconstruct' in app.tasks; "
+        "print(sorted(m for m in ('torch', 'fastapi') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_worker_command_line(worker_settings: Settings) -> None:
+    argv = worker_argv(worker_settings)
+    assert argv[0] == "worker" and argv[argv.index("--queues") + 1] == worker_settings.celery_queue
+    assert argv[argv.index("--pool") + 1] == "prefork"
+    options = build_parser().parse_args(["--concurrency", "2", "--device", "cpu"])
+    assert (options.concurrency, options.device) == (2, "cpu")
+
+
+def test_backoff_grows_with_jitter_and_is_capped() -> None:
+    delays = [backoff_s(retry, cap_s=10.0) for retry in (1, 2, 3, 4, 5, 6)]
+    assert 1.0 <= delays[0] <= 2.0 and 2.0 <= delays[1] <= 4.0
+    assert all(5.0 <= d <= 10.0 for d in delays[3:])
+    assert len({backoff_s(3, 10.0) for _ in range(5)}) > 1

@@ -1,0 +1,32 @@
+"""The one translation from public parameters to an engine config."""
+
+from api_schemas import ReconstructionParams
+from service.settings import Settings
+from worker.engine_params import engine_config_for, training_time_cap_s
+
+
+def test_client_choices_reach_the_engine_config() -> None:
+    params = ReconstructionParams(method="neural-pull", preset="fast", seed=7, resolution=48,
+                                  max_iterations=123)
+    config = engine_config_for(params, Settings(worker_device="cpu", worker_concurrency=1))
+    assert (config.method, config.preset, config.seed, config.device) == (
+        "neural-pull", "fast", 7, "cpu")
+    assert config.meshing.resolution == 48 and config.training.max_iterations == 123
+    assert config.training.num_threads is not None and config.training.num_threads >= 1
+
+
+def test_training_never_outlives_the_soft_time_limit() -> None:
+    settings = Settings(worker_device="cpu", job_soft_time_limit_s=40, job_hard_time_limit_s=50,
+                        broker_visibility_timeout_s=60)
+    paper = engine_config_for(ReconstructionParams(preset="paper"), settings)
+    fast = engine_config_for(ReconstructionParams(preset="fast"), settings)
+    assert paper.training.time_budget_s == training_time_cap_s(settings) == 30.0
+    assert fast.training.time_budget_s is not None and fast.training.time_budget_s <= 30.0
+
+
+def test_concurrent_jobs_share_the_cores() -> None:
+    one = engine_config_for(ReconstructionParams(), Settings(worker_device="cpu"))
+    many = engine_config_for(ReconstructionParams(),
+                             Settings(worker_device="cpu", worker_concurrency=64))
+    assert many.training.num_threads == 1
+    assert one.training.num_threads is not None and one.training.num_threads >= 1

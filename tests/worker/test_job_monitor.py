@@ -1,0 +1,70 @@
+"""The running job's side thread against a real job store: progress reaches Redis, a cancel
+request and a lost lease reach the engine's `should_cancel` quickly."""
+
+import time
+
+from api_schemas import JobProgress
+from service.job_store import JobStore
+from worker.engine.pipeline import Progress
+from worker.job_monitor import JobMonitor, MonitorTiming, job_progress
+
+from .conftest import make_job
+
+TIMING = MonitorTiming(tick_s=0.05, progress_interval_s=0.1, heartbeat_interval_s=0.1,
+                       lease_ttl_s=0.3)
+NOTICE_S = 1.0
+"""A cancel or a lost lease must reach `should_cancel` within this time here."""
+
+
+def wait_true(check, timeout_s: float = NOTICE_S) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def running_job(store: JobStore, owner: str) -> str:
+    record = make_job(store)
+    assert store.acquire_lease(record.id, owner, TIMING.lease_ttl_s)
+    assert store.mark_running(record.id, "test-worker") is not None
+    return record.id
+
+
+def test_progress_view_covers_the_whole_job() -> None:
+    start = job_progress(Progress("train", 0, 100, None, 0.0))
+    half = job_progress(Progress("train", 50, 100, 0.25, 10.0))
+    meshing = job_progress(Progress("mesh", 0, 1, None, 30.0))
+    assert start.fraction < half.fraction < meshing.fraction < 1.0
+    assert half.loss == 0.25 and half.eta_seconds == 10.0
+    assert job_progress(Progress("train", 5, 10, float("nan"), 1.0)).loss is None
+
+
+def test_progress_and_heartbeat_reach_the_store(worker_store: JobStore) -> None:
+    job_id = running_job(worker_store, "owner-1")
+    with JobMonitor(worker_store, job_id, "owner-1", TIMING) as monitor:
+        monitor.on_progress(Progress("train", 7, 100, 0.5, 3.5))
+        assert wait_true(lambda: worker_store.get(job_id).progress.get("step") == 7)
+        first_beat = worker_store.get(job_id).heartbeat_at
+        assert wait_true(lambda: worker_store.get(job_id).heartbeat_at > first_beat)
+        assert not monitor.should_cancel()
+    progress = JobProgress.model_validate(worker_store.get(job_id).progress)
+    assert progress.stage == "train" and progress.loss == 0.5
+
+
+def test_cancel_request_reaches_should_cancel(worker_store: JobStore) -> None:
+    job_id = running_job(worker_store, "owner-2")
+    with JobMonitor(worker_store, job_id, "owner-2", TIMING) as monitor:
+        assert worker_store.request_cancel(job_id) == "running"
+        assert wait_true(monitor.should_cancel)
+        assert not monitor.lease_lost.is_set()
+
+
+def test_lost_lease_stops_the_run(worker_store: JobStore) -> None:
+    job_id = running_job(worker_store, "owner-3")
+    worker_store.release_lease(job_id, "owner-3")
+    assert worker_store.acquire_lease(job_id, "someone-else", ttl_s=30)
+    with JobMonitor(worker_store, job_id, "owner-3", TIMING) as monitor:
+        assert wait_true(monitor.should_cancel)
+        assert monitor.lease_lost.is_set()
