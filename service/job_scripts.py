@@ -2,9 +2,13 @@
 
 Keys are derived inside the scripts from a prefix argument, so the store targets a single Redis
 instance (not Redis Cluster). Status values are compared as bare strings.
+
+Every script that moves a job into or out of `queued` also maintains the queued index (a zset
+scored by when the job's task was last sent), so the reaper can find jobs whose message was
+never published or was lost without scanning every record.
 """
 
-# KEYS: job hash, tenant index (zset), tenant active set, idempotency key or "".
+# KEYS: job hash, tenant index (zset), tenant active set, idempotency key or "", queued zset.
 # ARGV: job id, max active (-1: unlimited), created_at, idempotency ttl ms, fields JSON object.
 # Returns {"duplicate", id} | {"quota", active} | {"created", id}.
 CREATE = """
@@ -22,11 +26,12 @@ local values = cjson.decode(ARGV[5])
 for name, value in pairs(values) do redis.call('HSET', KEYS[1], name, value) end
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[3], ARGV[1])
 if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4]) end
 return {'created', ARGV[1]}
 """
 
-# KEYS: job hash, running zset.
+# KEYS: job hash, running zset, queued zset.
 # ARGV: prefix, job id, allowed statuses JSON list, new status, fields-to-set JSON object,
 #       fields-to-delete JSON list, "1" to increment attempts, now, "1" to refuse when a
 #       cancel was requested.
@@ -50,6 +55,11 @@ if new == 'running' then
 else
   redis.call('ZREM', KEYS[2], ARGV[2])
 end
+if new == 'queued' then
+  redis.call('ZADD', KEYS[3], ARGV[8], ARGV[2])
+else
+  redis.call('ZREM', KEYS[3], ARGV[2])
+end
 if new == 'succeeded' or new == 'failed' or new == 'canceled' then
   local tenant = cjson.decode(redis.call('HGET', KEYS[1], 'tenant'))
   redis.call('SREM', ARGV[1] .. ':tenant:' .. tenant .. ':active', ARGV[2])
@@ -67,7 +77,7 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
 
-# KEYS: job hash. ARGV: now, key prefix.
+# KEYS: job hash, queued zset. ARGV: now, key prefix.
 # Queued: canceled at once. Running: flagged for the worker. Returns the resulting status,
 # or "!<status>" / "!missing" when the job is already final or unknown.
 REQUEST_CANCEL = """
@@ -79,6 +89,7 @@ if status == 'queued' then
   local tenant = cjson.decode(redis.call('HGET', KEYS[1], 'tenant'))
   local id = cjson.decode(redis.call('HGET', KEYS[1], 'id'))
   redis.call('SREM', ARGV[2] .. ':tenant:' .. tenant .. ':active', id)
+  redis.call('ZREM', KEYS[2], id)
   return 'canceled'
 end
 if status == 'running' then
@@ -88,7 +99,7 @@ end
 return '!' .. status
 """
 
-# KEYS: job hash, running zset, lease key. ARGV: prefix, job id.
+# KEYS: job hash, running zset, lease key, queued zset. ARGV: prefix, job id.
 # Removes the record and every index entry pointing at it; returns 1 when it existed.
 DELETE = """
 local tenant_json = redis.call('HGET', KEYS[1], 'tenant')
@@ -102,8 +113,28 @@ end
 redis.call('ZREM', ARGV[1] .. ':tenant:' .. tenant .. ':jobs', ARGV[2])
 redis.call('SREM', ARGV[1] .. ':tenant:' .. tenant .. ':active', ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('DEL', KEYS[1], KEYS[3])
 return 1
+"""
+
+# KEYS: queued zset. ARGV: prefix, cutoff (sent at or before it: stale), now, most to claim.
+# Claims queued jobs whose task was last sent before the cutoff and that nobody holds a lease
+# on: their score becomes `now`, so a concurrent or later caller skips them for a whole window.
+# Entries whose job is no longer queued (or gone) are dropped. Returns the claimed ids.
+CLAIM_STALE_QUEUED = """
+local claimed = {}
+local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
+for _, id in ipairs(stale) do
+  local status = redis.call('HGET', ARGV[1] .. ':job:' .. id, 'status')
+  if status ~= 'queued' then
+    redis.call('ZREM', KEYS[1], id)
+  elseif redis.call('EXISTS', ARGV[1] .. ':lease:' .. id) == 0 then
+    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    table.insert(claimed, id)
+  end
+end
+return claimed
 """
 
 # KEYS: lease key. ARGV: owner, ttl ms. Extends the lease only for its owner.

@@ -10,6 +10,7 @@ Redis layout (``{p}`` is `Settings.redis_key_prefix`)::
     {p}:tenant:{t}:jobs         zset of job ids scored by created_at (listing)
     {p}:tenant:{t}:active       set of queued/running job ids (quota)
     {p}:running                 zset of running job ids scored by last heartbeat (reaper)
+    {p}:queued                  zset of queued job ids scored by when their task was last sent
     {p}:idem:{t}:{sha256(key)}  job id for an Idempotency-Key (expires)
     {p}:lease:{id}              owner of the per-job lease (expires)
 """
@@ -77,6 +78,7 @@ class JobStore:
         self._heartbeat = client.register_script(job_scripts.HEARTBEAT)
         self._request_cancel = client.register_script(job_scripts.REQUEST_CANCEL)
         self._delete = client.register_script(job_scripts.DELETE)
+        self._claim_stale_queued = client.register_script(job_scripts.CLAIM_STALE_QUEUED)
         self._renew = client.register_script(job_scripts.RENEW_LEASE)
         self._release = client.register_script(job_scripts.RELEASE_LEASE)
 
@@ -103,6 +105,9 @@ class JobStore:
 
     def _running_key(self) -> str:
         return f"{self.prefix}:running"
+
+    def _queued_key(self) -> str:
+        return f"{self.prefix}:queued"
 
     def _lease_key(self, job_id: str) -> str:
         return f"{self.prefix}:lease:{job_id}"
@@ -137,6 +142,7 @@ class JobStore:
                 self._tenant_jobs_key(record.tenant),
                 self._tenant_active_key(record.tenant),
                 idem,
+                self._queued_key(),
             ],
             args=[
                 record.id,
@@ -203,7 +209,12 @@ class JobStore:
 
     def delete(self, job_id: str) -> bool:
         """Remove the record, its index entries, idempotency key and lease; True if it existed."""
-        keys = [self._job_key(job_id), self._running_key(), self._lease_key(job_id)]
+        keys = [
+            self._job_key(job_id),
+            self._running_key(),
+            self._lease_key(job_id),
+            self._queued_key(),
+        ]
         return bool(self._delete(keys=keys, args=[self.prefix, job_id]))
 
     # --- transitions -------------------------------------------------------------------------
@@ -223,7 +234,7 @@ class JobStore:
         if new.is_final:
             values["finished_at"] = encode_value(now)
         result = self._transition(
-            keys=[self._job_key(job_id), self._running_key()],
+            keys=[self._job_key(job_id), self._running_key(), self._queued_key()],
             args=[
                 self.prefix,
                 job_id,
@@ -312,7 +323,8 @@ class JobStore:
         Returns the status after the call (`canceled` or `running`), or None when the job is
         unknown or already final.
         """
-        keys, args = [self._job_key(job_id)], [repr(time.time()), self.prefix]
+        keys = [self._job_key(job_id), self._queued_key()]
+        args = [repr(time.time()), self.prefix]
         result = str(self._request_cancel(keys=keys, args=args))
         return None if result.startswith("!") else JobStatus(result)
 
@@ -327,6 +339,19 @@ class JobStore:
         cutoff = time.time() - heartbeat_timeout_s
         found = self.redis.zrangebyscore(self._running_key(), "-inf", cutoff)
         return [str(job_id) for job_id in cast(list[str], found)]
+
+    def claim_stale_queued(self, unsent_for_s: float, limit: int) -> list[str]:
+        """Claim up to `limit` queued jobs whose task was last sent `unsent_for_s` ago or more.
+
+        Such a job's message was never published (the API died between creating the record
+        and sending it) or was lost by the broker. Jobs under a lease are being started and
+        are skipped. Claiming restamps the job's send time, so among any number of callers
+        only one gets a given job per `unsent_for_s` window; the caller must send its task.
+        """
+        now = time.time()
+        args: list[str | int] = [self.prefix, repr(now - unsent_for_s), repr(now), limit]
+        claimed = self._claim_stale_queued(keys=[self._queued_key()], args=args)
+        return [str(job_id) for job_id in cast(list[str], claimed)]
 
     # --- leases ------------------------------------------------------------------------------
     def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     storage_backend: Literal["local", "s3"] = Field("local", description="Where objects live.")
     data_dir: Path = Field(Path("./data"), description="Local data folder (objects, API key).")
     s3_endpoint_url: str | None = Field(None, description="S3 endpoint; None means AWS.")
+    s3_public_endpoint_url: str | None = Field(
+        None,
+        description="Endpoint written into presigned download URLs (the address clients reach); "
+        "None means s3_endpoint_url.",
+    )
     s3_bucket: str = Field("recon", description="S3 bucket holding tenants/{tenant}/jobs/...")
     s3_access_key_id: str | None = Field(None, description="S3 access key id.")
     s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret access key.")
@@ -99,6 +104,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Per-job lease lifetime; renewed with every heartbeat."
     )
     reaper_interval_s: float = Field(15.0, gt=0, description="How often the reaper runs.")
+    queued_resend_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="A job queued this long since its task was last sent gets it sent again "
+        "(lost or never-published message); keep above the usual queue wait.",
+    )
     max_attempts: int = Field(3, ge=1, description="Deliveries of one job before it fails.")
     retry_backoff_max_s: int = Field(
         60, ge=1, description="Cap of the jittered backoff for infrastructure retries."
@@ -111,7 +122,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "broker_url", "s3_endpoint_url", "s3_access_key_id", "s3_secret_access_key", mode="before"
+        "broker_url",
+        "s3_endpoint_url",
+        "s3_public_endpoint_url",
+        "s3_access_key_id",
+        "s3_secret_access_key",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -127,6 +143,10 @@ class Settings(BaseSettings):
             raise ValueError("heartbeat_timeout_s must exceed twice heartbeat_interval_s")
         if self.lease_ttl_s <= self.heartbeat_interval_s:
             raise ValueError("lease_ttl_s must exceed heartbeat_interval_s")
+        if self.queued_resend_after_s <= self.retry_backoff_max_s:
+            # A job waiting out an infrastructure-retry backoff is queued with its message held
+            # by a worker: re-sending it then would only add a duplicate.
+            raise ValueError("queued_resend_after_s must exceed retry_backoff_max_s")
         if self.list_default_limit > self.list_max_limit:
             raise ValueError("list_default_limit must not exceed list_max_limit")
         return self

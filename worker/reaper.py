@@ -1,4 +1,4 @@
-"""The reaper: jobs whose worker stopped heartbeating are requeued, or failed with a reason.
+"""The reaper: lost jobs are found and sent again, or failed with a reason.
 
 A worker killed mid-job (SIGKILL, out of memory, machine lost) leaves its job `running` with a
 heartbeat that no longer moves. Every worker process runs the reaper as a daemon thread (from
@@ -11,6 +11,13 @@ workers never requeue a job twice. For each running job whose heartbeat is older
 
 A redelivered copy of the original message (Redis visibility timeout) finds the job running
 under a live lease or final, and exits: requeueing early never runs a job twice at once.
+
+The same pass also finds jobs that are `queued` although their task was last sent more than
+`Settings.queued_resend_after_s` ago and nobody holds their lease: the API process died after
+storing the job but before publishing its message, a requeue's send failed, or the broker lost
+the message. Their task is sent again. The job store claims each such job atomically and
+restamps it, so it is re-sent at most once per window however many reapers run; a job that was
+merely waiting in a long queue gets one duplicate message, which the lease makes harmless.
 """
 
 from __future__ import annotations
@@ -35,6 +42,12 @@ logger = logging.getLogger(__name__)
 LOCK_NAME = "reaper:lock"
 """Job-store key (after the prefix) of the lock that serialises reaper passes."""
 
+RESEND_BATCH = 100
+"""Most queued jobs one pass re-sends; the rest wait for the next pass, so passes stay short."""
+
+MIN_LOCK_TIMEOUT_S = 10.0
+"""Shortest lifetime of the reaper lock, so a slow pass is not overtaken by the next one."""
+
 
 @dataclass
 class ReapReport:
@@ -42,15 +55,18 @@ class ReapReport:
 
     requeued: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
+    """Queued jobs whose task was sent again (message never published or lost)."""
     skipped_lock_held: bool = False
 
 
 def reap_once(app: ReconCelery) -> ReapReport:
-    """One pass over the running jobs with stale heartbeats (see the module docstring)."""
+    """One pass over stale running jobs, then stale queued ones (see the module docstring)."""
     settings, store = app.recon_settings, app.job_store
     report = ReapReport()
     lock = store.redis.lock(
-        f"{store.prefix}:{LOCK_NAME}", timeout=max(settings.reaper_interval_s * 2, 10.0)
+        f"{store.prefix}:{LOCK_NAME}",
+        timeout=max(settings.reaper_interval_s * 2, MIN_LOCK_TIMEOUT_S),
     )
     if not lock.acquire(blocking=False):
         report.skipped_lock_held = True
@@ -58,6 +74,7 @@ def reap_once(app: ReconCelery) -> ReapReport:
     try:
         for job_id in store.stale_running(settings.heartbeat_timeout_s):
             reap_job(app, job_id, report)
+        resend_stale_queued(app, report)
     finally:
         with contextlib.suppress(redis.RedisError):
             lock.release()
@@ -78,14 +95,34 @@ def reap_job(app: ReconCelery, job_id: str, report: ReapReport) -> None:
             report.failed.append(job_id)
         return
     if store.requeue(job_id):
-        payload = ReconstructTaskPayload(job_id=job_id, tenant=record.tenant)
-        app.send_task(RECONSTRUCT_TASK_NAME, kwargs=payload.model_dump())
+        send_job_task(app, job_id, record.tenant)
         logger.warning(
             "job %s: no heartbeat for %.0f s (worker %s); requeued (attempt %d of %d)",
             job_id, settings.heartbeat_timeout_s, record.worker_id,
             record.attempts + 1, settings.max_attempts,
         )
         report.requeued.append(job_id)
+
+
+def resend_stale_queued(app: ReconCelery, report: ReapReport) -> None:
+    """Send the task again for queued jobs whose message was never published or was lost."""
+    settings, store = app.recon_settings, app.job_store
+    for job_id in store.claim_stale_queued(settings.queued_resend_after_s, RESEND_BATCH):
+        record = store.get(job_id)
+        if record is None or record.status != JobStatus.QUEUED:
+            continue  # deleted, canceled or started since the claim
+        send_job_task(app, job_id, record.tenant)
+        logger.warning(
+            "job %s: still queued over %.0f s after its task was sent; sent it again",
+            job_id, settings.queued_resend_after_s,
+        )
+        report.resent.append(job_id)
+
+
+def send_job_task(app: ReconCelery, job_id: str, tenant: str) -> None:
+    """Publish the reconstruction task of one job (its queue comes from the task routes)."""
+    payload = ReconstructTaskPayload(job_id=job_id, tenant=tenant)
+    app.send_task(RECONSTRUCT_TASK_NAME, kwargs=payload.model_dump())
 
 
 class Reaper:
@@ -114,8 +151,11 @@ class Reaper:
             except Exception:
                 logger.exception("reaper: pass failed")
                 continue
-            if report.requeued or report.failed:
-                logger.info("reaper: requeued %s, failed %s", report.requeued, report.failed)
+            if report.requeued or report.failed or report.resent:
+                logger.info(
+                    "reaper: requeued %s, failed %s, re-sent %s",
+                    report.requeued, report.failed, report.resent,
+                )
 
 
 _reapers: dict[int, Reaper] = {}

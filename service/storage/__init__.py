@@ -55,6 +55,7 @@ def build_storage(settings: Settings) -> ObjectStorage:
     storage = S3Storage(
         bucket=settings.s3_bucket,
         endpoint_url=settings.s3_endpoint_url,
+        public_endpoint_url=settings.s3_public_endpoint_url,
         access_key_id=settings.s3_access_key_id,
         secret_access_key=secret.get_secret_value() if secret else None,
         region=settings.s3_region,

@@ -1,6 +1,11 @@
 """S3 storage (boto3): any S3-protocol server (AWS, MinIO, SeaweedFS). Downloads use presigned URLs.
 
 An S3 PUT (and a completed multipart upload) is atomic, so objects are whole when visible.
+
+Presigned URLs are followed by clients, not by our processes, and a SigV4 signature covers the
+host: inside a container network the endpoint the service uses (``http://minio:9000``) is one
+that clients cannot resolve. So URLs are signed by a second client on the public endpoint
+(same credentials, region and addressing style); every other request uses the internal one.
 """
 
 from collections.abc import Iterator
@@ -23,6 +28,18 @@ READ_TIMEOUT_S = 30
 MAX_RETRY_ATTEMPTS = 3
 
 
+def _client(session: boto3.session.Session, endpoint_url: str | None) -> Any:
+    """An S3 client of `session` on `endpoint_url` (None: AWS), path-style, SigV4."""
+    config = Config(
+        signature_version="s3v4",
+        s3={"addressing_style": "path"},
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"max_attempts": MAX_RETRY_ATTEMPTS, "mode": "standard"},
+    )
+    return session.client("s3", endpoint_url=endpoint_url, config=config)
+
+
 class S3Storage:
     """`ObjectStorage` over one S3 bucket."""
 
@@ -37,23 +54,19 @@ class S3Storage:
         secret_access_key: str | None,
         region: str,
         presign_expiry_s: int,
+        public_endpoint_url: str | None = None,
     ) -> None:
         self.bucket = bucket
         self.presign_expiry_s = presign_expiry_s
-        config = Config(
-            signature_version="s3v4",
-            s3={"addressing_style": "path"},
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
-            retries={"max_attempts": MAX_RETRY_ATTEMPTS, "mode": "standard"},
-        )
-        self.client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint_url,
+        session = boto3.session.Session(
             aws_access_key_id=access_key_id,
             aws_secret_access_key=secret_access_key,
             region_name=region,
-            config=config,
+        )
+        self.client: Any = _client(session, endpoint_url)
+        public = public_endpoint_url or endpoint_url
+        self.presign_client: Any = (
+            self.client if public == endpoint_url else _client(session, public)
         )
 
     def _call(self, key: str | None, operation: str, **kwargs: Any) -> Any:
@@ -166,13 +179,13 @@ class S3Storage:
         filename: str | None = None,
         content_type: str | None = None,
     ) -> str | None:
-        """A presigned GET URL valid for `expires_s` (default from settings)."""
+        """A presigned GET URL on the public endpoint, valid for `expires_s` (default: settings)."""
         params: dict[str, str] = {"Bucket": self.bucket, "Key": validate_key(key)}
         if filename:
             params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         if content_type:
             params["ResponseContentType"] = content_type
-        url: str = self.client.generate_presigned_url(
+        url: str = self.presign_client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires_s or self.presign_expiry_s
         )
         return url

@@ -206,3 +206,49 @@ def test_delete_removes_every_trace(store: JobStore, redis_client: redis.Redis) 
     members = redis_client.zrange(f"{store.prefix}:tenant:acme:jobs", 0, -1)
     assert leftovers == [] and record.id not in members
     assert store.active_count("acme") == 0 and store.stale_running(0) == []
+
+
+def test_stale_queued_jobs_are_claimed_once_per_window(store: JobStore) -> None:
+    lost = store.create(new_record(created_at=time.time() - 600))
+    young = store.create(new_record())
+    assert store.claim_stale_queued(unsent_for_s=300, limit=10) == [lost.id]
+    assert store.claim_stale_queued(unsent_for_s=300, limit=10) == []  # restamped by the claim
+    assert set(store.claim_stale_queued(unsent_for_s=0, limit=10)) == {lost.id, young.id}
+    assert len(store.claim_stale_queued(unsent_for_s=0, limit=1)) == 1
+
+
+def test_queued_index_follows_the_status(store: JobStore, redis_client: redis.Redis) -> None:
+    index = f"{store.prefix}:queued"
+    record = store.create(new_record())
+    assert redis_client.zscore(index, record.id) == record.created_at
+    store.mark_running(record.id, "w")
+    assert redis_client.zscore(index, record.id) is None
+    assert store.requeue(record.id)
+    assert store.claim_stale_queued(0, limit=10) == [record.id]
+    store.mark_running(record.id, "w2")
+    assert store.mark_failed(record.id, "diverged", "training diverged")
+    canceled = store.create(new_record())
+    assert store.request_cancel(canceled.id) is JobStatus.CANCELED
+    deleted = store.create(new_record())
+    assert store.delete(deleted.id)
+    assert redis_client.zcard(index) == 0  # removed by the transitions, not by a claim
+    assert store.claim_stale_queued(0, limit=10) == []
+
+
+def test_concurrent_claims_get_each_job_once(store: JobStore, settings: Settings) -> None:
+    jobs = {store.create(new_record(created_at=time.time() - 600)).id for _ in range(20)}
+    claimers = [JobStore.from_settings(settings) for _ in range(4)]
+    claimed: list[str] = []
+    start = threading.Barrier(len(claimers))
+
+    def claim(claimer: JobStore) -> None:
+        start.wait()
+        for _ in range(5):
+            claimed.extend(claimer.claim_stale_queued(unsent_for_s=300, limit=3))
+
+    threads = [threading.Thread(target=claim, args=(c,)) for c in claimers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == sorted(jobs)

@@ -39,6 +39,7 @@ def test_safe_defaults() -> None:
         {"heartbeat_interval_s": 10, "heartbeat_timeout_s": 15},
         {"heartbeat_interval_s": 10, "lease_ttl_s": 5},
         {"list_default_limit": 500, "list_max_limit": 100},
+        {"retry_backoff_max_s": 60, "queued_resend_after_s": 60},
         {"storage_backend": "ftp"},
         {"port": 0},
     ],

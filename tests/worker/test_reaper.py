@@ -1,21 +1,58 @@
-"""The reaper on a real Redis: stale running jobs are requeued (and re-sent) or failed; live
-leases, fresh heartbeats and a held lock keep it away."""
+"""The reaper on a real Redis: stale running jobs are requeued (and re-sent) or failed; queued
+jobs whose message never reached the broker are sent again; live leases, fresh heartbeats and a
+held lock keep it away."""
 
+import base64
+import json
+import threading
 import time
+import uuid
+from typing import Any
 
 import redis
 
-from api_schemas import JobStatus
+from api_schemas import RECONSTRUCT_TASK_NAME, JobStatus, ReconstructTaskPayload
+from service.job_record import JobRecord
 from service.job_store import JobStore
-from worker.celery_app import ReconCelery
+from service.settings import Settings
+from service.storage import job_object_key
+from worker.celery_app import ReconCelery, create_celery_app
 from worker.reaper import LOCK_NAME, reap_once
 
 from .conftest import make_job
+
+CONCURRENT_REAPERS = 4
+SHORT_RESEND_AFTER_S = 1.5
 
 
 def queued_messages(app: ReconCelery) -> int:
     client = redis.Redis.from_url(app.recon_settings.redis_url)
     return int(client.llen(app.recon_settings.celery_queue))
+
+
+def sent_tasks(app: ReconCelery) -> list[dict[str, Any]]:
+    """The kwargs of every reconstruction message waiting in the app's broker queue (Redis list)."""
+    client = redis.Redis.from_url(app.recon_settings.redis_url)
+    raw = client.lrange(app.recon_settings.celery_queue, 0, -1)
+    client.close()
+    found = []
+    for message in map(json.loads, raw):
+        assert message["headers"]["task"] == RECONSTRUCT_TASK_NAME
+        _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        found.append(kwargs)
+    return found
+
+
+def unsent_job(store: JobStore, age_s: float) -> JobRecord:
+    """A job accepted `age_s` ago whose message was never published (the API died first)."""
+    job_id, created = uuid.uuid4().hex, time.time() - age_s
+    record = JobRecord(
+        id=job_id, tenant="acme", status=JobStatus.QUEUED,
+        params={"preset": "fast", "max_iterations": 10, "resolution": 32},
+        input_key=job_object_key("acme", job_id, "input.ply"),
+        created_at=created, updated_at=created,
+    )
+    return store.create(record)
 
 
 def stale_running(store: JobStore, app: ReconCelery, attempts: int = 1) -> str:
@@ -70,3 +107,81 @@ def test_only_one_pass_at_a_time(worker_app: ReconCelery, worker_store: JobStore
     finally:
         lock.release()
     assert reap_once(worker_app).requeued == [job_id]
+
+
+def test_queued_job_whose_message_was_never_sent_is_sent(worker_app: ReconCelery,
+                                                         worker_store: JobStore) -> None:
+    window = worker_app.recon_settings.queued_resend_after_s
+    lost = unsent_job(worker_store, age_s=2 * window)
+    waiting = unsent_job(worker_store, age_s=window / 2)  # younger than the window: left alone
+    report = reap_once(worker_app)
+    assert report.resent == [lost.id] and report.requeued == [] and report.failed == []
+    assert sent_tasks(worker_app) == [ReconstructTaskPayload(job_id=lost.id, tenant="acme")
+                                      .model_dump()]
+    assert worker_store.get(lost.id).status == JobStatus.QUEUED  # type: ignore[union-attr]
+    assert reap_once(worker_app).resent == []  # at most once per window
+    assert len(sent_tasks(worker_app)) == 1 and waiting.id not in str(sent_tasks(worker_app))
+
+
+def test_resent_message_drives_the_real_task(worker_app: ReconCelery,
+                                            worker_store: JobStore) -> None:
+    """The message the reaper sends is one the worker's task runs (input missing: fails fast)."""
+    record = unsent_job(worker_store, age_s=2 * worker_app.recon_settings.queued_resend_after_s)
+    assert reap_once(worker_app).resent == [record.id]
+    [kwargs] = sent_tasks(worker_app)
+    worker_app.loader.import_default_modules()  # what `celery worker` does: registers the task
+    outcome = worker_app.tasks[RECONSTRUCT_TASK_NAME].apply(kwargs=kwargs).get()
+    assert outcome == "failed"
+    finished = worker_store.get(record.id)
+    assert finished is not None and finished.error_code == "input_missing"
+    assert reap_once(worker_app).resent == []
+
+
+def test_running_final_and_leased_jobs_are_never_resent(worker_app: ReconCelery,
+                                                        worker_store: JobStore) -> None:
+    age = 2 * worker_app.recon_settings.queued_resend_after_s
+    jobs = [unsent_job(worker_store, age_s=age).id for _ in range(6)]
+    running, succeeded, failed, canceled, deleted, starting = jobs
+    assert worker_store.acquire_lease(running, "alive-worker", ttl_s=30)
+    assert worker_store.mark_running(running, "alive-worker") is not None
+    assert worker_store.mark_running(succeeded, "w") is not None
+    assert worker_store.mark_succeeded(succeeded, metrics={}, warnings=[], formats=["glb"])
+    assert worker_store.mark_failed(failed, "diverged", "training diverged")
+    assert worker_store.request_cancel(canceled) is JobStatus.CANCELED
+    assert worker_store.delete(deleted)
+    assert worker_store.acquire_lease(starting, "worker-taking-it-now", ttl_s=30)
+    report = reap_once(worker_app)
+    assert report.resent == [] and report.requeued == [] and sent_tasks(worker_app) == []
+
+
+def test_many_reapers_send_a_lost_job_once(worker_settings: Settings, worker_app: ReconCelery,
+                                           worker_store: JobStore) -> None:
+    record = unsent_job(worker_store, age_s=2 * worker_settings.queued_resend_after_s)
+    apps = [create_celery_app(worker_settings) for _ in range(CONCURRENT_REAPERS)]
+    resent: list[str] = []
+    start = threading.Barrier(len(apps))
+
+    def run(app: ReconCelery) -> None:
+        start.wait()
+        resent.extend(reap_once(app).resent)
+
+    threads = [threading.Thread(target=run, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert resent == [record.id] and len(sent_tasks(worker_app)) == 1
+
+
+def test_a_resent_message_lost_again_is_sent_again_next_window(
+    worker_settings: Settings, worker_store: JobStore
+) -> None:
+    short = Settings(**{**worker_settings.model_dump(), "retry_backoff_max_s": 1,
+                        "queued_resend_after_s": SHORT_RESEND_AFTER_S})
+    app = create_celery_app(short)
+    record = unsent_job(worker_store, age_s=2 * SHORT_RESEND_AFTER_S)
+    assert reap_once(app).resent == [record.id]
+    assert reap_once(app).resent == []
+    time.sleep(SHORT_RESEND_AFTER_S + 0.1)
+    assert reap_once(app).resent == [record.id]
+    assert len(sent_tasks(app)) == 2

@@ -22,7 +22,9 @@ SHORT_EXPIRY_S = 3  # X-Amz-Date has 1 s granularity: leave room for the first G
 EXPIRY_MARGIN_S = 2.0
 
 
-def make_storage(server: S3Server, *, secret: str | None = None) -> S3Storage:
+def make_storage(
+    server: S3Server, *, secret: str | None = None, public_endpoint_url: str | None = None
+) -> S3Storage:
     return S3Storage(
         bucket=server.bucket,
         endpoint_url=server.endpoint_url,
@@ -30,7 +32,15 @@ def make_storage(server: S3Server, *, secret: str | None = None) -> S3Storage:
         secret_access_key=secret or server.secret_access_key,
         region=server.region,
         presign_expiry_s=60,
+        public_endpoint_url=public_endpoint_url,
     )
+
+
+def other_spelling(endpoint_url: str) -> str:
+    """The same server under another host name, as a client outside a compose network sees it."""
+    parts = urlsplit(endpoint_url)
+    assert parts.hostname == "127.0.0.1"
+    return urlunsplit(parts._replace(netloc=f"localhost:{parts.port}"))
 
 
 @pytest.fixture
@@ -71,6 +81,40 @@ def test_presigned_url_works_with_plain_http(storage: S3Storage) -> None:
     assert answer.content == b"glTF-bytes"
     assert answer.headers["content-type"] == "model/gltf-binary"
     assert 'filename="bunny.glb"' in answer.headers["content-disposition"]
+
+
+def test_presigned_url_uses_the_public_endpoint(seaweed_s3: S3Server) -> None:
+    public = other_spelling(seaweed_s3.endpoint_url)
+    storage = make_storage(seaweed_s3, public_endpoint_url=public)
+    key = job_object_key("acme", uuid.uuid4().hex, "mesh.glb")
+    storage.put_bytes(key, b"public bytes")
+    url = storage.presigned_url(key)
+    assert url is not None and url.startswith(f"{public}/{seaweed_s3.bucket}/")
+    answer = httpx.get(url)
+    assert answer.status_code == 200 and answer.content == b"public bytes"
+
+
+def test_rewriting_the_host_of_an_internal_url_breaks_its_signature(storage: S3Storage) -> None:
+    """Why a second client signs the URLs: SigV4 covers the host, so rewriting it is refused."""
+    key = job_object_key("acme", uuid.uuid4().hex, "mesh.glb")
+    storage.put_bytes(key, b"signed for 127.0.0.1")
+    url = storage.presigned_url(key)
+    assert url is not None
+    rewritten = url.replace("//127.0.0.1:", "//localhost:", 1)
+    assert rewritten != url and httpx.get(rewritten).status_code == 403
+
+
+def test_public_endpoint_serves_only_urls(settings: Settings, seaweed_s3: S3Server) -> None:
+    unreachable = "http://127.0.0.1:9"  # nothing listens: any request sent there would fail
+    storage = build_storage(seaweed_s3.settings(settings, s3_public_endpoint_url=unreachable))
+    key = job_object_key("acme", uuid.uuid4().hex, "metrics.json")
+    storage.ping()
+    storage.put_bytes(key, b"{}")
+    assert storage.get_bytes(key) == b"{}"
+    url = storage.presigned_url(key)
+    assert url is not None and url.startswith(f"{unreachable}/{seaweed_s3.bucket}/")
+    same = build_storage(seaweed_s3.settings(settings, s3_public_endpoint_url=""))
+    assert (same.presigned_url(key) or "").startswith(seaweed_s3.endpoint_url)
 
 
 def test_tampered_presigned_urls_are_rejected(storage: S3Storage) -> None:
