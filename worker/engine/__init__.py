@@ -11,7 +11,12 @@ service without importing torch.
 """
 
 import importlib
+import os
 from typing import Any
+
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores spinning
+# threads starve each other (measured: 2.1 vs 12.2 it/s, 2 threads on a busy 2-core machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from worker.engine.errors import (
     Diverged,

@@ -1,0 +1,100 @@
+"""The optimisation loop: progress callback, cancellation, divergence, early stop, schedule."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from worker.engine.config import TrainingConfig
+from worker.engine.errors import Diverged, ReconstructionCanceled
+from worker.engine.methods import TrainingData, get_method
+from worker.engine.model import SdfNetwork
+from worker.engine.sampling import QueryPool, sample_queries
+from worker.engine.training import learning_rate, train
+
+
+def _setup(cloud, config, pool: QueryPool | None = None):
+    points = cloud.points / np.abs(cloud.points).max() / 2
+    if pool is None:
+        pool = sample_queries(points, config.preparation, np.random.default_rng(0))
+    data = TrainingData(points, cloud.normals, pool)
+    method = get_method(config.method)(
+        config, data, torch.device("cpu"), torch.Generator().manual_seed(0)
+    )
+    network = SdfNetwork(config.network, generator=torch.Generator().manual_seed(0))
+    return network, method
+
+
+def test_on_step_reports_progress_and_loss_decreases(torus_points, tiny_config):
+    network, method = _setup(torus_points, tiny_config)
+    reports = []
+    outcome = train(network, method, tiny_config.training, on_step=reports.append)
+    assert outcome.iterations == tiny_config.training.max_iterations
+    assert outcome.stop_reason == "max_iterations"
+    assert reports[0].step == 1 and reports[-1].step == outcome.iterations
+    assert [r.step for r in reports] == sorted(r.step for r in reports)
+    assert reports[-1].loss < reports[0].loss
+    assert set(outcome.final_losses) >= {"pull", "adversarial"}
+    assert outcome.iterations_per_second > 0
+
+
+def test_cancellation_raises_within_a_few_steps(torus_points, tiny_config):
+    network, method = _setup(torus_points, tiny_config)
+    calls = []
+
+    def should_cancel() -> bool:
+        calls.append(1)
+        return len(calls) >= 3
+
+    with pytest.raises(ReconstructionCanceled):
+        train(network, method, tiny_config.training, should_cancel=should_cancel)
+    assert len(calls) == 3
+
+
+def test_non_finite_loss_raises_diverged(torus_points, tiny_config):
+    config = tiny_config
+    points = torus_points.points / 2
+    good = sample_queries(points, config.preparation, np.random.default_rng(0))
+    bad = dataclasses.replace(good, queries=np.full_like(good.queries, np.nan))
+    network, method = _setup(torus_points, config, pool=bad)
+    with pytest.raises(Diverged):
+        train(network, method, config.training)
+
+
+def test_plateau_stops_early_and_says_so(torus_points, tiny_config, tweak):
+    training = dataclasses.replace(
+        tiny_config.training, max_iterations=5000, plateau_window=50,
+        plateau_min_iterations=100, plateau_rel_tol=0.5,
+    )
+    network, method = _setup(torus_points, tweak(tiny_config, training=training))
+    outcome = train(network, method, training)
+    assert outcome.stop_reason == "plateau"
+    assert 100 <= outcome.iterations < 5000
+
+
+def test_time_budget_stops_training(torus_points, tiny_config):
+    training = dataclasses.replace(tiny_config.training, max_iterations=10**6, time_budget_s=0.5)
+    network, method = _setup(torus_points, tiny_config)
+    outcome = train(network, method, training)
+    assert outcome.stop_reason == "time_budget"
+    assert outcome.seconds < 5
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor():
+    config = TrainingConfig(max_iterations=1000, warmup_iterations=100, learning_rate=1e-3,
+                            min_learning_rate_factor=0.1)
+    assert learning_rate(config, 0, 0.0) == pytest.approx(1e-5)
+    assert learning_rate(config, 99, 0.099) == pytest.approx(1e-3)
+    assert learning_rate(config, 500, 0.5) == pytest.approx(0.55e-3)
+    assert learning_rate(config, 1000, 1.0) == pytest.approx(1e-4)
+
+
+def test_same_seed_same_weights(torus_points, tiny_config, tweak):
+    config = tweak(tiny_config, training={"max_iterations": 30})
+    results = []
+    for _ in range(2):
+        network, method = _setup(torus_points, config)
+        train(network, method, config.training)
+        results.append(torch.cat([p.detach().flatten() for p in network.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)

@@ -1,0 +1,7 @@
+"""`python -m worker.engine reconstruct|example ...`: the `recon` engine commands."""
+
+import sys
+
+from worker.engine.cli import main
+
+sys.exit(main())

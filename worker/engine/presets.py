@@ -1,0 +1,134 @@
+"""Named presets: `fast`, `balanced`, `paper`, and `auto` (paper on CUDA, balanced on CPU).
+
+`build_config` is the one place that turns (method, preset, device, seed, overrides) into a
+`ReconstructionConfig`. The CPU presets come from short A/B runs on bunny sparse_noisy at fixed
+iteration counts on 2 shared cores (a higher learning rate than the paper's helped short runs
+most; bf16 matmuls with an fp32 tail did not change CD1); they are a first cut, not a converged
+tuning. `paper` is the published Neural-Pull/NAP setting.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+
+from worker.engine.config import (
+    IgrConfig,
+    MeshingConfig,
+    NapConfig,
+    NetworkConfig,
+    NeuralPullConfig,
+    ReconstructionConfig,
+    TrainingConfig,
+)
+from worker.engine.methods import get_method
+
+PRESETS = ("fast", "balanced", "paper", "auto")
+DEVICES = ("auto", "cpu", "cuda")
+CPU_FLAGS_FILE = Path("/proc/cpuinfo")
+"""Where Linux lists CPU features (used to detect AMX bf16 matrix units)."""
+
+_NETWORKS = {
+    "fast": NetworkConfig(hidden_layers=4, hidden_width=128, skip_layers=(2,)),
+    "balanced": NetworkConfig(hidden_layers=6, hidden_width=128, skip_layers=(3,)),
+    "paper": NetworkConfig(),
+}
+_TRAINING = {
+    "fast": TrainingConfig(
+        max_iterations=3000, batch_size=2000, learning_rate=3e-3, warmup_iterations=100,
+        time_budget_s=35.0, plateau_window=250, plateau_min_iterations=1500,
+    ),
+    "balanced": TrainingConfig(
+        max_iterations=20_000, batch_size=3000, learning_rate=3e-3, warmup_iterations=300,
+        time_budget_s=200.0, plateau_window=500, plateau_min_iterations=4000,
+    ),
+    "paper": TrainingConfig(max_iterations=40_000, batch_size=5000, warmup_iterations=1000),
+}
+_MESHING = {
+    "fast": MeshingConfig(resolution=128),
+    "balanced": MeshingConfig(resolution=256),
+    "paper": MeshingConfig(resolution=256),
+}
+_NAP = {
+    "fast": NapConfig(adversarial_share=0.5, warmup_fraction=0.1),
+    "balanced": NapConfig(adversarial_share=0.5, warmup_fraction=0.1),
+    "paper": NapConfig(),
+}
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when available else "cpu"; raises ValueError on unknown or missing."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; valid devices: {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return device
+
+
+def fast_bf16(device: str) -> bool:
+    """True when bf16 matmuls are much faster than fp32 here (AMX on CPU, bf16 tensor cores)."""
+    if device == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return " amx_bf16" in CPU_FLAGS_FILE.read_text()
+    except OSError:
+        return False
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _method_config(method: str, preset: str):
+    if method == "nap":
+        return _NAP[preset]
+    if method == "neural-pull":
+        return NeuralPullConfig()
+    return IgrConfig()
+
+
+def build_config(
+    method: str = "nap",
+    preset: str = "auto",
+    *,
+    device: str = "auto",
+    seed: int = 0,
+    resolution: int | None = None,
+    max_iterations: int | None = None,
+    time_budget_s: float | None = None,
+) -> ReconstructionConfig:
+    """The engine config for a method and preset.
+
+    Raises
+    ------
+    ValueError
+        On an unknown method, preset or device (the message lists the valid names).
+    """
+    method_class = get_method(method)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    device = resolve_device(device)
+    concrete = preset if preset != "auto" else ("paper" if device == "cuda" else "balanced")
+    network = dataclasses.replace(_NETWORKS[concrete], activation=method_class.activation)
+    training = dataclasses.replace(
+        _TRAINING[concrete],
+        matmul_precision="bf16" if concrete != "paper" and fast_bf16(device) else "fp32",
+        num_threads=_cpu_count() if device == "cpu" else None,
+    )
+    if max_iterations is not None:
+        training = dataclasses.replace(training, max_iterations=max_iterations)
+    if time_budget_s is not None:
+        training = dataclasses.replace(training, time_budget_s=time_budget_s)
+    meshing = _MESHING[concrete]
+    if resolution is not None:
+        meshing = dataclasses.replace(meshing, resolution=resolution)
+    return ReconstructionConfig(
+        method=method, method_config=_method_config(method, concrete), preset=concrete,
+        device=device, seed=seed, network=network, training=training, meshing=meshing,
+    )
