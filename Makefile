@@ -26,6 +26,8 @@ test: setup
 
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
+	# open3d's wheel needs the system libusb; install it when missing (Debian, as root).
+	$(BIN)/python -c "import open3d" 2>/dev/null || apt-get install -y -q libusb-1.0-0
 	$(BIN)/python -m bench
 
 clean:

@@ -1,0 +1,220 @@
+"""Step-speed, meshing and memory microbenchmarks.
+
+- Steps: Neural-Pull and NAP training steps at the paper network and batch (8x256, 5000), timed in
+  alternating rounds in one process so both see the same machine load; their ratio; counted and
+  analytic FLOPs per step; FLOP utilisation against the matmul rate measured in the same run.
+- Meshing: the same fitted network meshed at 256^3 densely and coarse-to-fine: speed ratio, network
+  evaluations, and the Hausdorff distance between the two meshes' vertex sets over the bbox
+  diagonal.
+- Memory: peak RSS of a child process reconstructing a 1,000,000-point cloud with the `fast` preset.
+"""
+
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from bench.data import REPO_ROOT, bench_case
+from bench.flops import analytic_step_flops, counted_step_flops, layer_shapes_of
+
+STEP_PRESET = "paper"
+"""Preset whose network and batch the step benchmark uses."""
+STEP_SECONDS = 8.0
+"""Length of each timed round per method."""
+STEP_ROUNDS = 2
+"""Alternating rounds per method (median taken)."""
+WARMUP_STEPS = 3
+"""Untimed steps before the first round."""
+POOL_SIZE = 200_000
+"""Synthetic queries for the step benchmark (values do not affect speed)."""
+MESH_RESOLUTION = 256
+"""Fine grid of the meshing comparison."""
+MESH_FIT_SECONDS = 20.0
+"""Neural-Pull training before meshing, so the surface is a real, non-trivial shape."""
+MEMORY_POINTS = 1_000_000
+MEMORY_ITERATIONS = 50
+MEMORY_TIMEOUT_S = 1800.0
+"""The child is killed (and the result recorded as an error) after this long."""
+GIB = 2**30
+
+
+def _synthetic_method(name: str, config, device: str):
+    """A method on a synthetic query pool (step cost does not depend on the values)."""
+    from worker.engine.methods import TrainingData
+    from worker.engine.sampling import QueryPool
+
+    rng = np.random.default_rng(config.seed)
+    queries = (0.3 * rng.standard_normal((POOL_SIZE, 3))).astype(np.float32)
+    pool = QueryPool(queries=queries, targets=0.9 * queries,
+                     target_sigma=np.full(POOL_SIZE, 0.01, np.float32), spread=0.25)
+    data = TrainingData(points=queries[:1000].astype(np.float64), normals=None, pool=pool)
+    return _method_for_data(name, config, data, device)
+
+
+def _step_config(name: str, device: str):
+    from worker.engine.presets import build_config
+
+    config = build_config(name, STEP_PRESET, device=device, seed=0)
+    if name == "nap":
+        # Time the adversarial step itself, never a Neural-Pull warm-up step.
+        config = dataclasses.replace(
+            config, method_config=dataclasses.replace(config.method_config, warmup_fraction=0.0)
+        )
+    return config
+
+
+def _timed_round(network, method, config, seconds: float) -> float:
+    from worker.engine.training import train
+
+    training = dataclasses.replace(config.training, max_iterations=10**7,
+                                   time_budget_s=seconds, plateau_window=0)
+    return train(network, method, training).iterations_per_second
+
+
+def step_speeds(device: str, gflops: float, seconds: float = STEP_SECONDS,
+                rounds: int = STEP_ROUNDS) -> dict:
+    """it/s of Neural-Pull and NAP at the paper network and batch, their ratio and utilisation."""
+    from worker.engine.model import SdfNetwork
+    from worker.engine.training import train
+
+    names = ("neural-pull", "nap")
+    configs = {name: _step_config(name, device) for name in names}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(configs["nap"].training.num_threads or threads)
+    try:
+        parts = {}
+        for name in names:
+            network = SdfNetwork(configs[name].network).to(device)
+            method = _synthetic_method(name, configs[name], device)
+            warm = dataclasses.replace(configs[name].training, max_iterations=WARMUP_STEPS,
+                                       time_budget_s=None, plateau_window=0)
+            train(network, method, warm)
+            parts[name] = (network, method, [])
+        for _ in range(rounds):
+            for name in names:
+                network, method, speeds = parts[name]
+                speeds.append(_timed_round(network, method, configs[name], seconds))
+        return _step_summary(parts, configs, gflops)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _step_summary(parts: dict, configs: dict, gflops: float) -> dict:
+    out: dict = {"network": "8x256", "batch": configs["nap"].training.batch_size,
+                 "threads": torch.get_num_threads()}
+    for name, (network, method, speeds) in parts.items():
+        config = configs[name]
+        adversarial = getattr(method, "adversarial_count", 0)
+        analytic = analytic_step_flops(layer_shapes_of(network), config.training.batch_size,
+                                       adversarial)
+        counted = counted_step_flops(method, network)
+        rate = float(np.median(speeds))
+        out[f"{name}_it_s"] = rate
+        out[f"{name}_rounds_it_s"] = [round(s, 3) for s in speeds]
+        out[f"{name}_gflop_per_step_analytic"] = analytic / 1e9
+        out[f"{name}_gflop_per_step_counted"] = counted / 1e9
+        out[f"{name}_utilisation"] = counted * rate / (gflops * 1e9)
+    out["nap_cost_ratio"] = out["neural-pull_it_s"] / out["nap_it_s"]
+    return out
+
+
+def _fitted_network(data_dir: Path, device: str, seconds: float):
+    """A paper-size network trained briefly on bunny/sparse_noisy (geometric init without data)."""
+    from worker.engine.model import SdfNetwork
+    from worker.engine.pipeline import prepare
+    from worker.engine.presets import build_config
+    from worker.engine.training import train
+
+    config = build_config("neural-pull", STEP_PRESET, device=device, seed=0)
+    network = SdfNetwork(config.network).to(device)
+    try:
+        cloud = bench_case(data_dir, "sparse_noisy").load_points()
+    except FileNotFoundError:
+        return network, config, "geometric init (sphere)"
+    prepared = prepare(cloud, config, needs_queries=True)
+    method = _method_for_data("neural-pull", config, prepared.data, device)
+    training = dataclasses.replace(config.training, time_budget_s=seconds, plateau_window=0)
+    outcome = train(network, method, training)
+    return network, config, f"Neural-Pull 8x256 after {outcome.iterations} steps on sparse_noisy"
+
+
+def _method_for_data(name: str, config, data, device: str):
+    from worker.engine.methods import get_method
+
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    return get_method(name)(config, data, torch.device(device), generator)
+
+
+def meshing_comparison(data_dir: Path, device: str, resolution: int = MESH_RESOLUTION,
+                       fit_seconds: float = MESH_FIT_SECONDS) -> dict:
+    """Dense vs coarse-to-fine extraction of one fitted network at `resolution`^3."""
+    from worker.engine.meshing import extract_mesh
+
+    network, config, what = _fitted_network(data_dir, device, fit_seconds)
+    timings, meshes = {}, {}
+    for mode, c2f in (("coarse_to_fine", True), ("dense", False)):
+        start = time.perf_counter()
+        extracted = extract_mesh(network, config.meshing, device=torch.device(device),
+                                 resolution=resolution, coarse_to_fine=c2f)
+        timings[mode] = time.perf_counter() - start
+        meshes[mode] = extracted
+    a, b = meshes["dense"].mesh.vertices, meshes["coarse_to_fine"].mesh.vertices
+    hausdorff = max(cKDTree(b).query(a)[0].max(), cKDTree(a).query(b)[0].max())
+    diagonal = float(np.linalg.norm(np.ptp(a, axis=0)))
+    return {
+        "sdf": what, "resolution": resolution,
+        "dense_s": timings["dense"], "coarse_to_fine_s": timings["coarse_to_fine"],
+        "speedup": timings["dense"] / timings["coarse_to_fine"],
+        "dense_evaluations": meshes["dense"].evaluated_points,
+        "coarse_to_fine_evaluations": meshes["coarse_to_fine"].evaluated_points,
+        "hausdorff_rel": float(hausdorff) / diagonal,
+        "dense_watertight": meshes["dense"].watertight,
+        "coarse_to_fine_watertight": meshes["coarse_to_fine"].watertight,
+    }
+
+
+def peak_memory(points: int = MEMORY_POINTS, max_iterations: int = MEMORY_ITERATIONS) -> dict:
+    """Peak RSS of a child process reconstructing `points` points with the fast preset."""
+    command = [sys.executable, "-m", "bench.memprobe", "--points", str(points),
+               "--max-iterations", str(max_iterations)]
+    try:
+        done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                              check=False, timeout=MEMORY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"memory probe took longer than {MEMORY_TIMEOUT_S:g} s"}
+    if done.returncode != 0:
+        return {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["peak_gib"] = result["peak_rss_bytes"] / GIB
+    return result
+
+
+SPEED_PARTS = ("steps", "meshing", "memory")
+"""Names of the microbenchmarks, in the order they run."""
+
+
+def run_speed_suite(data_dir: Path, device: str, hardware: dict, log,
+                    parts: tuple[str, ...] = SPEED_PARTS, previous: dict | None = None) -> dict:
+    """The chosen microbenchmarks, merged over `previous` results; failures are recorded."""
+    suite = {"steps": lambda: step_speeds(device, hardware["matmul_gflops_best"]),
+             "meshing": lambda: meshing_comparison(data_dir, device),
+             "memory": peak_memory}
+    out: dict = dict(previous or {})
+    out["hardware"] = hardware
+    for name in parts:
+        log(f"speed: {name} ...")
+        start = time.perf_counter()
+        try:
+            out[name] = suite[name]()
+        except Exception as error:  # noqa: BLE001 - report the failure, keep the others
+            out[name] = {"error": f"{type(error).__name__}: {error}"}
+        out[name]["bench_seconds"] = time.perf_counter() - start
+        out[name]["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        log(f"    {json.dumps(out[name], default=str)[:400]}")
+    return out

@@ -1,0 +1,128 @@
+"""Smoke test of the benchmark: one tiny engine run end to end, Poisson rows, report and plot.
+
+Uses the shared bunny data (skipped when it is absent) and the real engine; the Poisson part is
+skipped when the optional `bench` extra (open3d) is not installed.
+"""
+
+import json
+import math
+
+import pytest
+
+from bench.cli import main
+from bench.data import DEFAULT_DATA_DIR, bench_case
+from bench.flops import analytic_step_flops, counted_step_flops, layer_shapes_of
+from bench.hardware import time_matmul
+from bench.poisson import poisson_available
+from bench.report import build_report, write_report
+from bench.results import RESULTS_FILE, RunSpec, read_rows
+from bench.runner import MatrixPlan, plan_specs, run_matrix, run_one
+
+TINY = {"max_iterations": 50, "resolution": 32}
+NO_TIME_CAP_S = 3600.0
+"""Longer than 50 tiny steps can take, so the iteration count (not the clock) ends the run."""
+
+pytestmark = pytest.mark.skipif(
+    not (DEFAULT_DATA_DIR / "bunny" / "sparse" / "points.ply").is_file(),
+    reason="shared benchmark data not found",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One nap/fast run on bunny/sparse with 50 iterations and a 32^3 mesh, through the runner."""
+    out = tmp_path_factory.mktemp("bench")
+    plan = MatrixPlan(regimes=("sparse",), methods=("nap",), presets=("fast",), seeds=(0,),
+                      device="cpu", time_budget_s=NO_TIME_CAP_S, **TINY)
+    rows = run_matrix(plan, DEFAULT_DATA_DIR, out / RESULTS_FILE, lambda _: None)
+    return plan, out, rows
+
+
+def test_runner_writes_a_real_row_and_resumes(tiny_run):
+    plan, out, rows = tiny_run
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.status == "ok", row.error
+    assert row.iterations == TINY["max_iterations"]
+    assert 0 < row.ground_truth["cd1_x100"] < 10
+    assert 0 < row.ground_truth["nc"] <= 1
+    assert row.mesh["faces"] > 0 and row.wall_s > 0 and row.loss_curve
+    stored = read_rows(out / RESULTS_FILE)
+    assert [r.spec for r in stored] == [row.spec]
+    # Resuming skips the finished row instead of running it again.
+    assert run_matrix(plan, DEFAULT_DATA_DIR, out / RESULTS_FILE, lambda _: None) == []
+
+
+@pytest.mark.skipif(not poisson_available()[0], reason="open3d (bench extra) not installed")
+def test_poisson_rows_use_the_same_metrics(tmp_path):
+    estimated = run_one(RunSpec("sparse", "poisson", "default", 0), DEFAULT_DATA_DIR, "cpu")
+    given = run_one(RunSpec("sparse", "poisson-normals", "default", 0), DEFAULT_DATA_DIR, "cpu")
+    assert estimated.status == "ok" and given.status == "ok", (estimated.error, given.error)
+    # Screened Poisson on 1,000 clean bunny points: ~0.9 estimated, ~0.5 with the true normals.
+    assert given.ground_truth["cd1_x100"] < estimated.ground_truth["cd1_x100"] < 2.0
+    assert set(given.ground_truth) == set(estimated.ground_truth)
+
+
+def test_report_turns_rows_into_a_table_and_a_png(tiny_run, tmp_path):
+    _, out, rows = tiny_run
+    hardware = {"cpu_model": "test cpu", "usable_cpus": 2, "logical_cpus": 2,
+                "torch_version": "x", "torch_threads": 2, "python": "3.11", "device": "cpu",
+                "matmul": [{"m": 8, "k": 8, "n": 8, "gflops": 10.0}],
+                "matmul_gflops_best": 10.0}
+    report_path, plot_path = write_report(rows, hardware, None, tmp_path)
+    text = report_path.read_text()
+    cd1 = rows[0].ground_truth["cd1_x100"]
+    table_lines = [line for line in text.splitlines() if line.startswith("| sparse | nap |")]
+    assert len(table_lines) == 2  # one median line, one per-run line
+    assert f"{cd1:.3f}" in table_lines[0]
+    assert "test cpu" in text and "not measured" in text
+    assert plot_path is not None and plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_rebuilds_the_report_from_the_results_file(tiny_run, tmp_path):
+    _, out, rows = tiny_run
+    assert main(["--report-only", "--out", str(out), "--report-dir", str(tmp_path)]) == 0
+    assert "| sparse | nap | fast r32 |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_plan_covers_the_matrix_and_caps_paper_on_cpu():
+    plan = MatrixPlan(regimes=("sparse", "dense"), methods=("nap", "poisson"),
+                      presets=("fast", "paper"), seeds=(0, 1), curve_budgets=(30.0,))
+    specs = plan_specs(plan)
+    assert len(specs) == 2 * 2 + 2 * 2 * 2 + 1 * 2  # poisson, neural, sweep (nap, sparse_noisy)
+    paper = [s for s in specs if s.preset == "paper" and s.time_budget_s != 30.0]
+    assert paper and all(s.time_budget_s == 600.0 for s in paper)
+    assert len({s.key() for s in specs}) == len(specs)
+
+
+def test_analytic_flops_match_torch_flop_counter():
+    import torch
+
+    from bench.speed import _synthetic_method
+    from worker.engine.model import SdfNetwork
+    from worker.engine.presets import build_config
+
+    config = build_config("neural-pull", "fast", device="cpu", seed=0)
+    network = SdfNetwork(config.network)
+    method = _synthetic_method("neural-pull", config, "cpu")
+    counted = counted_step_flops(method, network)
+    analytic = analytic_step_flops(layer_shapes_of(network), config.training.batch_size)
+    assert math.isclose(counted, analytic, rel_tol=0.05)
+    assert all(p.grad is None for p in network.parameters())
+    assert torch.get_num_threads() >= 1
+
+
+def test_matmul_rate_is_measured():
+    rate = time_matmul(64, 64, 64)
+    assert rate.gflops > 0 and (rate.m, rate.k, rate.n) == (64, 64, 64)
+
+
+def test_report_checks_targets_from_speed_results():
+    speed = {"steps": {"neural-pull_it_s": 7.0, "nap_cost_ratio": 3.0},
+             "meshing": {"speedup": 9.0, "hausdorff_rel": 0.0}, "memory": {"peak_gib": 1.0}}
+    text = build_report([], None, speed, plot_name=None)
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()}
+    assert "| pass |" in lines["neural-pull step at 8x256, batch 5000 >= 6 it/s"]
+    assert "| FAIL |" in lines["NAP step costs <= 2.5x the neural-pull step"]
+    assert json.dumps(speed)  # the speed section is plain JSON data
+    assert bench_case(DEFAULT_DATA_DIR, "dense").points_path.is_file()
