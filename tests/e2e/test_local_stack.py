@@ -25,7 +25,7 @@ from service.job_store import JobStore
 pytestmark = pytest.mark.e2e
 
 CANCEL_TIMEOUT_S = 8
-"""The worker notices a cancel within ~0.5 s; the engine checks it every few training steps."""
+"""The worker notices a cancel within ~0.5 s; the engine checks it every step and meshing chunk."""
 
 
 def store_of(stack: Stack) -> JobStore:

@@ -81,8 +81,8 @@ class TrainingConfig:
     """Never stop on a plateau before this many steps."""
     plateau_rel_tol: float = 0.002
     """Plateau when the mean loss improved by less than this fraction over the last window."""
-    cancel_check_every: int = 5
-    """Steps between calls of the cancellation check."""
+    cancel_check_every: int = 1
+    """Steps between calls of the cancellation check (the check must be cheap, e.g. an Event)."""
     progress_interval_s: float = 0.5
     """Seconds between on_step callbacks (the first and last step always report)."""
     matmul_precision: str = "fp32"

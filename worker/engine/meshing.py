@@ -5,6 +5,7 @@ node takes its coarse cell's mean value, whose sign is the cell's sign, so march
 same sign pattern (and hence the same surface) as a dense evaluation.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,7 @@ import trimesh
 from skimage.measure import marching_cubes
 
 from worker.engine.config import MeshingConfig
-from worker.engine.errors import EmptySurface
+from worker.engine.errors import EmptySurface, ReconstructionCanceled
 from worker.engine.model import SdfNetwork
 
 
@@ -48,20 +49,34 @@ def padded_grid(config: MeshingConfig, cube_side: float, resolution: int) -> Gri
     return Grid(origin=-half, spacing=2 * half / (resolution - 1), resolution=resolution)
 
 
+CancelCheck = Callable[[], bool] | None
+"""Called between chunks so a cancel lands within one chunk's evaluation time."""
+
+
 @torch.inference_mode()
 def evaluate(
-    network: SdfNetwork, positions: np.ndarray, chunk: int, device: torch.device
+    network: SdfNetwork,
+    positions: np.ndarray,
+    chunk: int,
+    device: torch.device,
+    should_cancel: CancelCheck = None,
 ) -> np.ndarray:
     """f at (n, 3) positions in chunks; returns (n,) float32."""
     values = np.empty(len(positions), dtype=np.float32)
     for start in range(0, len(positions), chunk):
+        if should_cancel is not None and should_cancel():
+            raise ReconstructionCanceled("reconstruction canceled")
         batch = torch.as_tensor(positions[start : start + chunk], device=device)
         values[start : start + len(batch)] = network(batch).float().cpu().numpy()
     return values
 
 
 def dense_volume(
-    network: SdfNetwork, grid: Grid, chunk: int, device: torch.device
+    network: SdfNetwork,
+    grid: Grid,
+    chunk: int,
+    device: torch.device,
+    should_cancel: CancelCheck = None,
 ) -> tuple[np.ndarray, int]:
     """f on every node of `grid`, slab by slab; returns (r, r, r) float32 and the count."""
     r = grid.resolution
@@ -71,13 +86,17 @@ def dense_volume(
     for x0 in range(0, r, slabs):
         xs = np.arange(x0, min(x0 + slabs, r))
         index = np.concatenate([np.repeat(xs, len(yz))[:, None], np.tile(yz, (len(xs), 1))], 1)
-        values = evaluate(network, grid.coordinates(index), chunk, device)
+        values = evaluate(network, grid.coordinates(index), chunk, device, should_cancel)
         volume[xs[0] : xs[-1] + 1] = values.reshape(len(xs), r, r)
     return volume, r**3
 
 
 def coarse_to_fine_volume(
-    network: SdfNetwork, grid: Grid, config: MeshingConfig, device: torch.device
+    network: SdfNetwork,
+    grid: Grid,
+    config: MeshingConfig,
+    device: torch.device,
+    should_cancel: CancelCheck = None,
 ) -> tuple[np.ndarray, int]:
     """Fine-grid values, evaluating the network only near the surface (see module docstring)."""
     factor, r = config.coarse_factor, grid.resolution
@@ -86,7 +105,7 @@ def coarse_to_fine_volume(
     coarse_index = np.minimum(np.arange(cells + 1) * factor, r - 1)
     cx, cy, cz = np.meshgrid(coarse_index, coarse_index, coarse_index, indexing="ij")
     index = np.stack([cx, cy, cz], -1).reshape(-1, 3)
-    coarse = evaluate(network, grid.coordinates(index), config.chunk_points, device)
+    coarse = evaluate(network, grid.coordinates(index), config.chunk_points, device, should_cancel)
     coarse = coarse.reshape(cells + 1, cells + 1, cells + 1)
     corners = [
         coarse[i : i + cells, j : j + cells, k : k + cells]
@@ -100,7 +119,9 @@ def coarse_to_fine_volume(
     volume = (sum(corners) / len(corners))[np.ix_(node_cell, node_cell, node_cell)]
     fine_nodes = _nodes_of_cells(near, node_cell, factor, r)
     positions = grid.coordinates(fine_nodes)
-    volume[tuple(fine_nodes.T)] = evaluate(network, positions, config.chunk_points, device)
+    volume[tuple(fine_nodes.T)] = evaluate(
+        network, positions, config.chunk_points, device, should_cancel
+    )
     return volume, len(index) + len(fine_nodes)
 
 
@@ -125,6 +146,7 @@ def extract_mesh(
     cube_side: float = 1.0,
     resolution: int | None = None,
     coarse_to_fine: bool | None = None,
+    should_cancel: CancelCheck = None,
 ) -> ExtractedMesh:
     """Marching cubes of f at `config.iso_level` over the padded box (normalised frame).
 
@@ -139,6 +161,8 @@ def extract_mesh(
         Overrides `config.resolution`.
     coarse_to_fine : bool, optional
         Force (True) or forbid (False) coarse-to-fine; default by `coarse_to_fine_min_resolution`.
+    should_cancel : callable, optional
+        Checked between evaluation chunks; raises ReconstructionCanceled when it returns true.
 
     Raises
     ------
@@ -153,9 +177,11 @@ def extract_mesh(
     network.eval()
     try:
         if coarse_to_fine:
-            volume, count = coarse_to_fine_volume(network, grid, config, device)
+            volume, count = coarse_to_fine_volume(network, grid, config, device, should_cancel)
         else:
-            volume, count = dense_volume(network, grid, config.chunk_points, device)
+            volume, count = dense_volume(
+                network, grid, config.chunk_points, device, should_cancel
+            )
     finally:
         network.train(was_training)
     return ExtractedMesh(*_march(volume, grid, config.iso_level), evaluated_points=count)

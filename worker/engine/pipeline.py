@@ -132,7 +132,8 @@ class _Run:
         self._emit("mesh", 0, 1)
         t0 = time.perf_counter()
         extracted = extract_mesh(network, self.config.meshing, device=self.device,
-                                 cube_side=self.config.preparation.unit_cube_side)
+                                 cube_side=self.config.preparation.unit_cube_side,
+                                 should_cancel=should_cancel)
         mesh = extracted.mesh
         mesh.vertices = prepared.transform.invert(mesh.vertices)
         self.seconds["mesh"] = time.perf_counter() - t0

@@ -8,7 +8,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from worker.engine.config import MeshingConfig, NetworkConfig
-from worker.engine.errors import EmptySurface
+from worker.engine.errors import EmptySurface, ReconstructionCanceled
 from worker.engine.meshing import extract_mesh
 from worker.engine.model import SdfNetwork
 
@@ -65,3 +65,18 @@ def test_grid_covers_the_padded_box():
     network = _network(dataclasses.replace(NETWORK, init_radius=0.75))
     result = extract_mesh(network, MeshingConfig(resolution=32, padding=0.1), device=CPU)
     assert np.abs(result.mesh.vertices).max() <= 0.6 + 1e-6
+
+
+@pytest.mark.parametrize("coarse_to_fine", [False, True])
+def test_cancel_during_meshing_stops_after_the_current_chunk(coarse_to_fine):
+    checks = []
+
+    def should_cancel() -> bool:
+        checks.append(1)
+        return len(checks) > 2
+
+    config = MeshingConfig(resolution=48, chunk_points=4096)
+    with pytest.raises(ReconstructionCanceled):
+        extract_mesh(_network(), config, device=CPU, coarse_to_fine=coarse_to_fine,
+                     should_cancel=should_cancel)
+    assert len(checks) == 3
