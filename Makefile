@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Extra options for `recon serve`, e.g. make run SERVE_ARGS="--port 8080 --data-dir /srv/recon".
+SERVE_ARGS ?=
+
 run: setup
-	$(BIN)/recon serve
+	$(BIN)/recon serve $(SERVE_ARGS)
 
 test: setup
 	$(BIN)/ruff check .

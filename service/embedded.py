@@ -243,6 +243,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
             supervisor.poll()
     finally:
         supervisor.stop_all()
+    logger.info("all processes stopped")
     return 0
 
 

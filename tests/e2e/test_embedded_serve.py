@@ -1,12 +1,13 @@
-"""`recon serve` from the repository, as a user runs it: the README's curl walkthrough succeeds
-against it, a killed worker is restarted, and SIGINT (Ctrl-C) leaves no process behind."""
+"""`make run` from the repository, as a user runs it: the README's curl walkthrough succeeds
+against it, a killed worker is restarted, and Ctrl-C (SIGINT to the process group, as a terminal
+sends it) leaves no process behind."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -43,12 +44,22 @@ def worker_processes(serve: psutil.Process) -> list[psutil.Process]:
     return found
 
 
-def test_recon_serve_walkthrough_restart_and_clean_ctrl_c(tmp_path: Path) -> None:
+def serve_process(make: psutil.Process) -> psutil.Process:
+    """The `recon serve` process that `make run` started."""
+    for child in make.children(recursive=True):
+        if "serve" in child.cmdline():
+            return child
+    raise AssertionError(f"make run started no `recon serve`: {make.children(recursive=True)}")
+
+
+def test_make_run_walkthrough_restart_and_clean_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "serve.log"
+    serve_args = f"--port {port} --data-dir {tmp_path / 'data'}"
     with open(log_path, "wb") as log:
         serve = subprocess.Popen(
-            [sys.executable, "-m", "recon_cli", "serve", "--port", str(port)],
+            ["make", "--no-print-directory", "-C", str(REPO_ROOT), "run",
+             f"SERVE_ARGS={serve_args}"],
             cwd=tmp_path, env=recon_env({}), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -74,7 +85,8 @@ def test_recon_serve_walkthrough_restart_and_clean_ctrl_c(tmp_path: Path) -> Non
         # Watertightness is the engine's to guarantee (and it reports it); the GLB must keep it.
         assert mesh.is_watertight == listed[0]["metrics"]["mesh"]["watertight"]
 
-        parent = psutil.Process(serve.pid)
+        make = psutil.Process(serve.pid)
+        parent = serve_process(make)
         (first,) = worker_processes(parent)
         first.kill()
         restarted = wait_for(
@@ -83,13 +95,15 @@ def test_recon_serve_walkthrough_restart_and_clean_ctrl_c(tmp_path: Path) -> Non
         )
         assert restarted
 
-        family = [parent, *parent.children(recursive=True)]
-        assert len(family) >= 4, family  # serve, redis, worker (+ its pool), api
-        serve.send_signal(signal.SIGINT)
-        assert serve.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0, logs()
+        family = [make, parent, *parent.children(recursive=True)]
+        assert len(family) >= 5, family  # make, serve, redis, worker (+ its pool), api
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.wait(timeout=SHUTDOWN_TIMEOUT_S)  # make itself dies of the SIGINT
+        parent.wait(timeout=SHUTDOWN_TIMEOUT_S)
+        assert "all processes stopped" in logs(), logs()
         _, alive = psutil.wait_procs(family, timeout=10)
         assert not alive, f"left behind: {[(p.pid, p.cmdline()) for p in alive]}"
     finally:
         if serve.poll() is None:
-            serve.kill()
+            os.killpg(serve.pid, signal.SIGKILL)
             serve.wait()
