@@ -36,6 +36,20 @@ class MeshFormat(StrEnum):
     OBJ = "obj"
     STL = "stl"
 
+    @property
+    def media_type(self) -> str:
+        """The Content-Type a download of this format is served with."""
+        return MESH_MEDIA_TYPES[self]
+
+
+MESH_MEDIA_TYPES: dict[MeshFormat, str] = {
+    MeshFormat.GLB: "model/gltf-binary",
+    MeshFormat.PLY: "application/x-ply",
+    MeshFormat.OBJ: "model/obj",
+    MeshFormat.STL: "model/stl",
+}
+"""Media type of each mesh format (the engine keeps its own copy; a test keeps them equal)."""
+
 
 class JobStatus(StrEnum):
     """Lifecycle of a reconstruction job; the last three are final."""

@@ -1,4 +1,4 @@
-"""Floating-point work of one training step, analytic and counted, and the FLOP utilisation.
+"""Floating-point work of one training step, analytic and counted.
 
 Analytic model (matmuls only; elementwise work is small next to them at width 256). For an MLP whose
 layers are (d_in, d_out), one forward pass costs M = 2 * sum(d_in * d_out) per sample. The engine's
@@ -75,10 +75,3 @@ def counted_step_flops(method, network: torch.nn.Module, progress: float = 1.0) 
         loss.total.backward()
     network.zero_grad(set_to_none=True)
     return float(counter.get_total_flops())
-
-
-def utilisation(flops_per_step: float, iterations_per_second: float, gflops: float) -> float:
-    """Achieved training FLOP rate divided by the measured matmul rate (0..1, can exceed 1)."""
-    if gflops <= 0:
-        return float("nan")
-    return flops_per_step * iterations_per_second / (gflops * 1e9)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -29,18 +28,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from service.auth import LOCAL_KEY_FILENAME, load_or_create_local_key, local_key_spec
 from service.supervisor import Child, Supervisor
 
 logger = logging.getLogger("recon.serve")
-
-DEFAULT_TENANT = "local"
-"""Tenant that owns the generated API key."""
-
-API_KEY_BYTES = 32
-"""Entropy of a generated API key (bytes before URL-safe encoding)."""
 
 STARTUP_TIMEOUT_S = 60.0
 """How long Redis and the API may take to answer after they are started."""
@@ -111,22 +105,17 @@ def redis_argv(binary: Path, port: int, directory: Path) -> list[str]:
     ]
 
 
-def ensure_api_key(data_dir: Path) -> tuple[str, bool]:
-    """Read the API key kept in ``data_dir/api_key``, creating it (mode 600) when missing.
+def api_keys_for(data_dir: Path, environ: Mapping[str, str]) -> tuple[str, str, bool]:
+    """The children's `RECON_API_KEYS`: the environment's, else the local key's.
 
-    Returns
-    -------
-    tuple[str, bool]
-        The key and whether it was created now (then it is shown to the user once).
+    Returns the spec, the local key ("" when the environment's keys are used) and whether that
+    key was created now in ``data_dir`` (then it is shown to the user once).
     """
-    key_file = data_dir / "api_key"
-    if key_file.exists():
-        return key_file.read_text().strip(), False
-    key = secrets.token_urlsafe(API_KEY_BYTES)
-    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(key + "\n")
-    return key, True
+    configured = environ.get("RECON_API_KEYS", "").strip()
+    if configured:
+        return configured, "", False
+    key, created = load_or_create_local_key(data_dir)
+    return local_key_spec(key), key, created
 
 
 def child_environment(data_dir: Path, redis_port: int, api_keys: str) -> dict[str, str]:
@@ -224,9 +213,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     if not port_is_free(args.host, args.port):
         raise EmbeddedError(f"port {args.port} on {args.host} is in use (try --port)")
-    from_env = bool(os.environ.get("RECON_API_KEYS", "").strip())
-    key, created = ("", False) if from_env else ensure_api_key(data_dir)
-    api_keys = os.environ["RECON_API_KEYS"] if from_env else f"{DEFAULT_TENANT}:{key}"
+    api_keys, key, created = api_keys_for(data_dir, os.environ)
     children = build_children(args, data_dir, api_keys)
     redis_port = int(children[0].argv[children[0].argv.index("--port") + 1])
     supervisor = Supervisor(children)
@@ -238,7 +225,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         url = f"http://{args.host}:{args.port}"
         wait_until(lambda: http_ok(f"{url}/healthz"), STARTUP_TIMEOUT_S, "the API", stop)
         if not stop.is_set():
-            announce(url, key, created, data_dir / "api_key", from_env)
+            announce(url, key, created, data_dir / LOCAL_KEY_FILENAME, from_env=not key)
         while not stop.wait(POLL_INTERVAL_S):
             supervisor.poll()
     finally:

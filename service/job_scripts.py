@@ -31,11 +31,12 @@ if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4]) end
 return {'created', ARGV[1]}
 """
 
-# KEYS: job hash, running zset, queued zset.
+# KEYS: job hash, running zset, queued zset, lease key to refuse under or "".
 # ARGV: prefix, job id, allowed statuses JSON list, new status, fields-to-set JSON object,
 #       fields-to-delete JSON list, "1" to increment attempts, now, "1" to refuse when a
 #       cancel was requested.
-# Returns the previous status when applied, or "!<status>" / "!missing" when refused.
+# Returns the previous status when applied, or "!<status>" / "!missing" / "!leased" when
+# refused. A job entering `queued` has a fresh message, so its re-send backoff starts over.
 TRANSITION = """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return '!missing' end
@@ -45,6 +46,7 @@ if not allowed then return '!' .. status end
 if ARGV[9] == '1' and redis.call('HGET', KEYS[1], 'cancel_requested') == '1' then
   return '!cancel_requested'
 end
+if KEYS[4] ~= '' and redis.call('EXISTS', KEYS[4]) == 1 then return '!leased' end
 local new = ARGV[4]
 redis.call('HSET', KEYS[1], 'status', new, 'updated_at', ARGV[8])
 for name, value in pairs(cjson.decode(ARGV[5])) do redis.call('HSET', KEYS[1], name, value) end
@@ -57,6 +59,7 @@ else
 end
 if new == 'queued' then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[2])
+  redis.call('HDEL', KEYS[1], 'queued_resends')
 else
   redis.call('ZREM', KEYS[3], ARGV[2])
 end
@@ -118,19 +121,26 @@ redis.call('DEL', KEYS[1], KEYS[3])
 return 1
 """
 
-# KEYS: queued zset. ARGV: prefix, cutoff (sent at or before it: stale), now, most to claim.
-# Claims queued jobs whose task was last sent before the cutoff and that nobody holds a lease
-# on: their score becomes `now`, so a concurrent or later caller skips them for a whole window.
+# KEYS: queued zset. ARGV: prefix, cutoff (due at or before it: stale), now, most to claim,
+#       window seconds, most doublings of the backoff.
+# Claims queued jobs that are due and that nobody holds a lease on. The n-th claim of a job
+# (counted in its `queued_resends` field) moves its score to now + window * (2^n - 1), so it
+# is due again 2^n windows later: a job merely waiting behind long ones gets a few duplicate
+# messages, not one per window, and concurrent callers skip a claimed job meanwhile.
 # Entries whose job is no longer queued (or gone) are dropped. Returns the claimed ids.
 CLAIM_STALE_QUEUED = """
 local claimed = {}
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[4])
 for _, id in ipairs(stale) do
-  local status = redis.call('HGET', ARGV[1] .. ':job:' .. id, 'status')
+  local job_key = ARGV[1] .. ':job:' .. id
+  local status = redis.call('HGET', job_key, 'status')
   if status ~= 'queued' then
     redis.call('ZREM', KEYS[1], id)
   elseif redis.call('EXISTS', ARGV[1] .. ':lease:' .. id) == 0 then
-    redis.call('ZADD', KEYS[1], ARGV[3], id)
+    local resends = redis.call('HINCRBY', job_key, 'queued_resends', 1)
+    local doublings = math.min(resends, tonumber(ARGV[6]))
+    local due = tonumber(ARGV[3]) + tonumber(ARGV[5]) * (2 ^ doublings - 1)
+    redis.call('ZADD', KEYS[1], string.format('%.6f', due), id)
     table.insert(claimed, id)
   end
 end

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -32,6 +33,9 @@ from service.settings import Settings
 
 QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
 FINAL_PROGRESS_STAGE = "done"
+MAX_RESEND_DOUBLINGS = 5
+"""Re-sends of a still-queued job back off 1, 2, 4 ... windows, at most 2**5 = 32 windows, so a
+job stuck behind long ones gets few duplicates and a lost message is still re-sent."""
 
 
 class JobStoreError(Exception):
@@ -228,13 +232,19 @@ class JobStore:
         delete_fields: tuple[str, ...] = (),
         increment_attempts: bool = False,
         refuse_if_cancel_requested: bool = False,
+        refuse_if_leased: bool = False,
     ) -> bool:
         now = time.time()
         values = {name: encode_value(v) for name, v in (set_fields or {}).items()}
         if new.is_final:
             values["finished_at"] = encode_value(now)
         result = self._transition(
-            keys=[self._job_key(job_id), self._running_key(), self._queued_key()],
+            keys=[
+                self._job_key(job_id),
+                self._running_key(),
+                self._queued_key(),
+                self._lease_key(job_id) if refuse_if_leased else "",
+            ],
             args=[
                 self.prefix,
                 job_id,
@@ -303,18 +313,28 @@ class JobStore:
         fields = {"error_code": code, "error_message": message}
         return self._apply(job_id, (QUEUED, RUNNING), JobStatus.FAILED, set_fields=fields)
 
-    def mark_canceled(self, job_id: str) -> bool:
-        """Queued or running -> canceled (the worker's answer to a cancel request)."""
-        return self._apply(job_id, (QUEUED, RUNNING), JobStatus.CANCELED)
+    def mark_canceled(self, job_id: str, *, also_queued: bool = False) -> bool:
+        """Running (`also_queued`: or queued) -> canceled, once a worker saw the cancel flag.
+
+        A stopped run must not cancel a queued job: that one was requeued behind its back and
+        belongs to the re-sent message. `also_queued` is for a delivery refused at start.
+        """
+        allowed = (QUEUED, RUNNING) if also_queued else (RUNNING,)
+        return self._apply(job_id, allowed, JobStatus.CANCELED)
 
     def requeue(self, job_id: str) -> bool:
-        """Running -> queued (the reaper's answer to a lost worker); the caller re-enqueues."""
+        """Running -> queued (the reaper's answer to a lost worker); the caller re-enqueues.
+
+        Refused while anyone holds the job's lease, checked in the same atomic step: a worker
+        back from an outage that re-took its lease after the reaper looked keeps its job.
+        """
         return self._apply(
             job_id,
             (RUNNING,),
             JobStatus.QUEUED,
             set_fields={"progress": INITIAL_PROGRESS},
             delete_fields=("worker_id", "heartbeat_at"),
+            refuse_if_leased=True,
         )
 
     def request_cancel(self, job_id: str) -> JobStatus | None:
@@ -344,12 +364,15 @@ class JobStore:
         """Claim up to `limit` queued jobs whose task was last sent `unsent_for_s` ago or more.
 
         Such a job's message was never published (the API died between creating the record
-        and sending it) or was lost by the broker. Jobs under a lease are being started and
-        are skipped. Claiming restamps the job's send time, so among any number of callers
-        only one gets a given job per `unsent_for_s` window; the caller must send its task.
+        and sending it) or was lost by the broker, or the job is merely waiting behind long
+        ones. Jobs under a lease are being started and are skipped. The n-th claim of a job
+        makes it due again 2**n windows later (at most `MAX_RESEND_DOUBLINGS` doublings), so
+        a long wait costs few duplicate messages; among any number of callers only one gets
+        a given claim. The caller must send the task of every claimed job.
         """
         now = time.time()
-        args: list[str | int] = [self.prefix, repr(now - unsent_for_s), repr(now), limit]
+        args: list[str | int] = [self.prefix, repr(now - unsent_for_s), repr(now), limit,
+                                 repr(unsent_for_s), MAX_RESEND_DOUBLINGS]
         claimed = self._claim_stale_queued(keys=[self._queued_key()], args=args)
         return [str(job_id) for job_id in cast(list[str], claimed)]
 
@@ -385,6 +408,8 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         score, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(job_id, str) or not isinstance(score, int | float):
             raise ValueError("bad cursor shape")
+        if not math.isfinite(score):  # json accepts NaN/Infinity; Redis refuses a NaN score
+            raise ValueError("non-finite cursor score")
         return float(score), job_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor("the cursor is not one this server produced") from exc

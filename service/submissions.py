@@ -84,8 +84,9 @@ class Submissions:
                 "the form has no 'file' part with the point cloud", code="missing_file"
             )
         params = parse_params(upload.fields.get("params"))
+        # The worker's seed: a subsampling warning stored now says what the worker will do.
         fmt, cloud = validate_point_cloud(
-            point_file.path, point_file.filename, max_points=settings.max_points
+            point_file.path, point_file.filename, max_points=settings.max_points, seed=params.seed
         )
         gt_file = upload.files.get("ground_truth")
         gt_fmt = validate_ground_truth(gt_file.path, gt_file.filename) if gt_file else None

@@ -16,23 +16,14 @@ from service.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from worker.engine.errors import InvalidGroundTruth, InvalidPointCloud
 from worker.engine.ground_truth import SUPPORTED_GROUND_TRUTH_FORMATS, load_ground_truth
 from worker.engine.pointcloud import (
+    SNIFF_BYTES,
+    SUFFIX_ALIASES,
     SUPPORTED_POINT_FORMATS,
     PointCloud,
+    foreign_content,
     load_point_cloud,
+    magic_format,
     sniff_format,
-)
-
-SNIFF_BYTES = 4096
-SUFFIX_ALIASES = {"txt": "xyz", "asc": "xyz"}
-MAGIC_FORMATS = ((b"ply", "ply"), (b"\x93NUMPY", "npy"))
-FOREIGN_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "a JPEG image"),
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"GIF8", "a GIF image"),
-    (b"%PDF", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive"),
-    (b"\x1f\x8b", "gzip-compressed data"),
-    (b"glTF", "a GLB mesh"),
 )
 
 
@@ -73,13 +64,13 @@ def _head(path: Path) -> bytes:
 
 
 def _refuse_foreign(head: bytes, supported: tuple[str, ...]) -> None:
-    for signature, what in FOREIGN_SIGNATURES:
-        if head.startswith(signature):
-            raise UnsupportedMediaType(
-                f"the file is {what}, not a supported type ({', '.join(supported)})",
-                code="unsupported_file_type",
-                detail={"supported": list(supported)},
-            )
+    what = foreign_content(head)
+    if what is not None:
+        raise UnsupportedMediaType(
+            f"the file is {what}, not a supported type ({', '.join(supported)})",
+            code="unsupported_file_type",
+            detail={"supported": list(supported)},
+        )
 
 
 def detect_format(path: Path, filename: str | None, supported: tuple[str, ...]) -> str:
@@ -90,9 +81,9 @@ def detect_format(path: Path, filename: str | None, supported: tuple[str, ...]) 
     """
     head = _head(path)
     _refuse_foreign(head, supported)
-    for magic, fmt in MAGIC_FORMATS:
-        if head.startswith(magic) and fmt in supported:
-            return fmt
+    magic = magic_format(head)
+    if magic in supported:
+        return magic
     suffix = _suffix(filename)
     if suffix in supported:
         return suffix
@@ -111,9 +102,12 @@ def detect_format(path: Path, filename: str | None, supported: tuple[str, ...]) 
 
 
 def validate_point_cloud(
-    path: Path, filename: str | None, *, max_points: int
+    path: Path, filename: str | None, *, max_points: int, seed: int
 ) -> tuple[str, PointCloud]:
     """Detect the format and fully parse the cloud; return ``(format, cloud)``.
+
+    A cloud over `max_points` is subsampled with `seed`, the job's own, so the warning saying
+    so is the one the worker gives when it loads the same file.
 
     Raises `Unprocessable` with the engine's message for an unreadable or invalid cloud
     (empty, truncated, NaN coordinates, too few points) and `UnsupportedMediaType` for
@@ -123,7 +117,7 @@ def validate_point_cloud(
         raise Unprocessable("the uploaded file is empty", code=InvalidPointCloud.code)
     fmt = detect_format(path, filename, SUPPORTED_POINT_FORMATS)
     try:
-        return fmt, load_point_cloud(path, format=fmt, max_points=max_points)
+        return fmt, load_point_cloud(path, format=fmt, max_points=max_points, seed=seed)
     except InvalidPointCloud as exc:
         raise Unprocessable(exc.message, code=exc.code) from exc
 

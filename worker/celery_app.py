@@ -71,14 +71,10 @@ class ReconCelery(Celery):
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """The Celery configuration for `settings` (a plain dict so tests can inspect it)."""
-    soft = settings.job_soft_time_limit_s
-    hard = settings.job_hard_time_limit_s
-    if not soft < hard < settings.broker_visibility_timeout_s:
-        raise ValueError(
-            "need job_soft_time_limit_s < job_hard_time_limit_s < broker_visibility_timeout_s "
-            f"(got {soft}, {hard}, {settings.broker_visibility_timeout_s})"
-        )
+    """The Celery configuration for `settings` (a plain dict so tests can inspect it).
+
+    `Settings` already guarantees soft limit < hard limit < visibility timeout.
+    """
     return {
         "broker_url": settings.effective_broker_url,
         "result_backend": None,
@@ -100,8 +96,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S,
             "health_check_interval": BROKER_HEALTH_CHECK_S,
         },
-        "task_soft_time_limit": soft,
-        "task_time_limit": hard,
+        "task_soft_time_limit": settings.job_soft_time_limit_s,
+        "task_time_limit": settings.job_hard_time_limit_s,
         "task_default_queue": settings.celery_queue,
         "task_routes": {RECONSTRUCT_TASK_NAME: {"queue": settings.celery_queue}},
         "task_publish_retry": True,

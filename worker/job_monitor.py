@@ -1,9 +1,18 @@
 """The running job's side thread: heartbeat, lease renewal, progress writes and the cancel flag.
 
 All job-store traffic of a running job happens here, so the engine's training loop never waits
-on Redis: `on_progress` only records the latest `Progress`, and `should_cancel` only reads an
-event this thread sets when the job's cancel flag appears or its lease is lost. A transient
-Redis error is logged and retried on the next tick; the job keeps running meanwhile.
+on Redis: `on_progress` only records the latest `Progress`, and `should_cancel` only reads
+events this thread sets. Three different reasons stop the engine, and only the first one may be
+written as a cancel:
+
+- `cancel_requested`: the job's cancel flag is set (or the job was deleted);
+- `lease_lost`: another delivery owns the job now and records its result;
+- `superseded`: a heartbeat or progress write found the job no longer `running` (the reaper
+  requeued it while this worker was cut off from Redis, or it became final elsewhere).
+
+Any Redis error (connection loss, READONLY during a failover, OOM) is logged and retried on the
+next tick; the thread never dies of one, because a silent thread stops the heartbeat and lets
+the reaper start a second run of a job this worker is still training.
 """
 
 from __future__ import annotations
@@ -89,6 +98,7 @@ class JobMonitor:
         self.timing = timing
         self.cancel_requested = threading.Event()
         self.lease_lost = threading.Event()
+        self.superseded = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: JobProgress | None = None
@@ -107,8 +117,12 @@ class JobMonitor:
 
     # --- engine callbacks (called on the engine's thread; no I/O) ------------------------------
     def should_cancel(self) -> bool:
-        """True once the job was asked to cancel or this worker lost the job's lease."""
-        return self.cancel_requested.is_set() or self.lease_lost.is_set()
+        """True once the job was asked to cancel, or this worker no longer owns the run."""
+        return (
+            self.cancel_requested.is_set()
+            or self.lease_lost.is_set()
+            or self.superseded.is_set()
+        )
 
     def on_progress(self, progress: Progress) -> None:
         """Remember the engine's latest progress; the thread writes it out."""
@@ -124,12 +138,14 @@ class JobMonitor:
         while not self._stop.wait(self.timing.tick_s):
             try:
                 self._tick(time.monotonic())
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                logger.warning("job %s: job store unreachable (%s); retrying", self.job_id, exc)
+            except redis.RedisError as exc:
+                logger.warning("job %s: job store error (%s); retrying", self.job_id, exc)
+            except Exception:
+                logger.exception("job %s: monitor tick failed; retrying", self.job_id)
         try:
             self._flush_progress(time.monotonic(), force=True)
-        except (redis.ConnectionError, redis.TimeoutError):
-            pass
+        except redis.RedisError as exc:
+            logger.warning("job %s: last progress not written (%s)", self.job_id, exc)
 
     def _tick(self, now: float) -> None:
         if self.store.is_cancel_requested(self.job_id):
@@ -143,7 +159,14 @@ class JobMonitor:
             self.lease_lost.set()
             return
         if not wrote and not self.store.heartbeat(self.job_id):
-            self.cancel_requested.set()  # no longer running (final or requeued): stop working
+            self._supersede()
+
+    def _supersede(self) -> None:
+        """The job is no longer running under this run: stop the engine, write nothing."""
+        if not self.superseded.is_set():
+            logger.warning("job %s: no longer running here (requeued or final); stopping",
+                           self.job_id)
+        self.superseded.set()
 
     def _keep_lease(self) -> bool:
         """Renew the lease; take it again if it merely expired (a stall longer than its TTL)."""
@@ -170,5 +193,5 @@ class JobMonitor:
         self._last_stage = pending.stage
         self._last_write = now
         if not self.store.update_progress(self.job_id, pending):
-            self.cancel_requested.set()
+            self._supersede()
         return True

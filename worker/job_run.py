@@ -3,8 +3,10 @@
 The Celery task (`worker.tasks`) is a thin adapter around `run_job`; this module knows nothing
 about Celery except its soft time limit. Outcomes are final job states (succeeded, failed,
 canceled) or a reason this delivery did nothing (the job is final, another worker holds its
-lease, the job is gone). Infrastructure errors (Redis, storage) propagate to the task, which
-retries them; engine errors are final and become the job's error code.
+lease, the job was requeued under it, the job is gone). A job is written `canceled` only when
+its cancel flag was seen, never because this run merely lost the job. Infrastructure errors
+(Redis, storage) propagate to the task, which retries them; engine errors are final and become
+the job's error code.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class Outcome(StrEnum):
     """Another delivery holds the job's lease and is alive: this copy exits."""
     LEASE_LOST = "lease_lost"
     """This delivery lost its lease mid-run; the new owner records the result."""
+    SUPERSEDED = "superseded"
+    """The job left `running` under this delivery (the reaper requeued it while the worker was
+    cut off); the message sent with the requeue runs it, so this copy writes nothing."""
     MISSING = "missing"
 
 
@@ -112,7 +117,7 @@ def _run_leased(ctx: JobContext, record: JobRecord, owner: str) -> Outcome:
         current = store.get(job_id)
         if current is None or current.is_final:
             return Outcome.ALREADY_FINAL
-        store.mark_canceled(job_id)
+        store.mark_canceled(job_id, also_queued=True)  # refused above: the flag is set
         return Outcome.CANCELED
     logger.info("job %s: attempt %d on %s", job_id, running.attempts, ctx.worker_id)
     with (
@@ -122,10 +127,7 @@ def _run_leased(ctx: JobContext, record: JobRecord, owner: str) -> Outcome:
         try:
             outputs = reconstruct_and_upload(ctx, running, Path(folder), monitor)
         except ReconstructionCanceled:
-            if monitor.lease_lost.is_set():
-                return Outcome.LEASE_LOST
-            store.mark_canceled(job_id)
-            return Outcome.CANCELED
+            return stopped_outcome(store, job_id, monitor)
         except EngineError as exc:
             store.mark_failed(job_id, exc.code, exc.message)
             return Outcome.FAILED
@@ -137,14 +139,35 @@ def _run_leased(ctx: JobContext, record: JobRecord, owner: str) -> Outcome:
             return Outcome.FAILED
     if monitor.lease_lost.is_set():
         return Outcome.LEASE_LOST
+    return record_success(ctx, record, outputs)
+
+
+def record_success(ctx: JobContext, record: JobRecord, outputs: JobOutputs) -> Outcome:
+    """Mark the job succeeded if it is still running here; say why not otherwise."""
+    store, job_id = ctx.store, record.id
     if store.mark_succeeded(
         job_id, metrics=outputs.metrics, warnings=outputs.warnings, formats=outputs.formats
     ):
         return Outcome.SUCCEEDED
-    if store.get(job_id) is None:  # deleted while running: do not leave its files behind
+    current = store.get(job_id)
+    if current is None:  # deleted while running: do not leave its files behind
         ctx.storage.delete_prefix(job_prefix(record.tenant, job_id))
         return Outcome.MISSING
-    return Outcome.ALREADY_FINAL
+    return Outcome.ALREADY_FINAL if current.is_final else Outcome.SUPERSEDED
+
+
+def stopped_outcome(store: JobStore, job_id: str, monitor: JobMonitor) -> Outcome:
+    """What a run the engine stopped early amounts to; only a real cancel flag is written.
+
+    A stop caused by a lost lease or a requeue behind this run's back must not cancel: the job
+    was accepted and another delivery will run it. The cancel is written only from `running`.
+    """
+    if monitor.lease_lost.is_set():
+        return Outcome.LEASE_LOST
+    if monitor.cancel_requested.is_set() or store.is_cancel_requested(job_id):
+        store.mark_canceled(job_id)
+        return Outcome.CANCELED
+    return Outcome.SUPERSEDED
 
 
 def reconstruct_and_upload(

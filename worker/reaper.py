@@ -6,7 +6,9 @@ Celery's ``worker_ready`` signal); a Redis lock makes one pass at a time do the 
 workers never requeue a job twice. For each running job whose heartbeat is older than
 `Settings.heartbeat_timeout_s` and whose lease has expired (its owner is really gone):
 
-- fewer than `Settings.max_attempts` attempts: back to `queued` and the task is sent again;
+- fewer than `Settings.max_attempts` attempts: back to `queued` and the task is sent again
+  (the requeue itself re-checks the lease atomically, so a worker back from a Redis outage
+  that re-took its lease after the reaper looked keeps its job);
 - otherwise: `failed` with code ``worker_lost`` and a sentence saying what happened.
 
 A redelivered copy of the original message (Redis visibility timeout) finds the job running
@@ -15,9 +17,10 @@ under a live lease or final, and exits: requeueing early never runs a job twice 
 The same pass also finds jobs that are `queued` although their task was last sent more than
 `Settings.queued_resend_after_s` ago and nobody holds their lease: the API process died after
 storing the job but before publishing its message, a requeue's send failed, or the broker lost
-the message. Their task is sent again. The job store claims each such job atomically and
-restamps it, so it is re-sent at most once per window however many reapers run; a job that was
-merely waiting in a long queue gets one duplicate message, which the lease makes harmless.
+the message. Their task is sent again. The job store claims each such job atomically and backs
+it off: the n-th re-send makes it due again 2**n windows later, however many reapers run. A job
+merely waiting in a long queue therefore gets a few duplicate messages (about log2 of its wait
+in windows), which the lease and the final-state check make harmless.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ def reap_job(app: ReconCelery, job_id: str, report: ReapReport) -> None:
     if record is None or record.status != JobStatus.RUNNING:
         return
     if store.lease_owner(job_id) is not None:
-        return  # the owner renewed its lease recently: slow, not dead
+        return  # the owner renewed its lease recently: slow, not dead (requeue re-checks)
     if record.attempts >= settings.max_attempts:
         if store.mark_failed(job_id, "worker_lost", lost_message(record.attempts)):
             logger.error("job %s: worker lost %d times; failed", job_id, record.attempts)

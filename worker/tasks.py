@@ -133,5 +133,5 @@ def retry_or_fail(
     delay = backoff_s(attempt, ctx.settings.retry_backoff_max_s)
     logger.warning("job %s: %s; retry %d in %.1f s", job_id, reason, attempt, delay)
     with contextlib.suppress(*TRANSIENT_ERRORS):
-        ctx.store.requeue(job_id)
+        ctx.store.requeue(job_id)  # refused while leased; `run_job` released ours already
     raise task.retry(exc=exc, countdown=delay, max_retries=None)

@@ -13,7 +13,6 @@ from service.context import ServiceContext
 from service.errors import NotFound, Unauthorized
 from service.job_record import JobRecord
 from service.job_store import JobStore
-from service.queue import JobQueue
 from service.settings import Settings
 from service.storage import ObjectStorage, is_valid_job_id
 
@@ -44,15 +43,9 @@ def get_storage(context: ContextDep) -> ObjectStorage:
     return context.storage
 
 
-def get_queue(context: ContextDep) -> JobQueue:
-    """The Celery publisher."""
-    return context.queue
-
-
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
-QueueDep = Annotated[JobQueue, Depends(get_queue)]
 
 
 def current_tenant(request: Request, context: ContextDep) -> str:

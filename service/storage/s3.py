@@ -8,6 +8,7 @@ that clients cannot resolve. So URLs are signed by a second client on the public
 (same credentials, region and addressing style); every other request uses the internal one.
 """
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from service.storage.base import DEFAULT_CHUNK_BYTES
-from service.storage.errors import ObjectNotFound, StorageError, StorageUnavailable
+from service.storage.errors import ObjectNotFound, StorageUnavailable
 from service.storage.keys import validate_key
 
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -114,8 +115,10 @@ class S3Storage:
     def download_to(self, key: str, path: Path) -> None:
         """Write the object to `path`; raises `ObjectNotFound`."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
-            for chunk in self.iter_bytes(key):
+        answer = self._call(key, "get_object", Bucket=self.bucket, Key=validate_key(key))
+        # Closing the body returns its connection to the pool even when a write fails.
+        with contextlib.closing(answer["Body"]) as body, open(path, "wb") as handle:
+            for chunk in body.iter_chunks(DEFAULT_CHUNK_BYTES):
                 handle.write(chunk)
 
     def iter_bytes(self, key: str, chunk_size: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
@@ -167,8 +170,13 @@ class S3Storage:
             answer = self._call(
                 None, "delete_objects", Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
             )
-            if answer.get("Errors"):
-                raise StorageError(f"S3 delete failed for {len(answer['Errors'])} objects")
+            errors = answer.get("Errors")
+            if errors:  # some objects refused (throttled, access denied): the call may be retried
+                first = errors[0]
+                raise StorageUnavailable(
+                    f"S3 delete failed for {len(errors)} objects "
+                    f"(first: {first.get('Key')}: {first.get('Code')})"
+                )
         return len(keys)
 
     def presigned_url(

@@ -1,9 +1,8 @@
 """The embedded default's parts: Redis binary discovery (including the pip-packaged server),
-the generated API key, and the supervisor's restart and clean-stop behaviour."""
+the API keys given to the children, and the supervisor's restart and clean-stop behaviour."""
 
 import os
 import signal
-import stat
 import sys
 import threading
 import time
@@ -11,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from service.auth import LOCAL_KEY_FILENAME, LOCAL_TENANT, ApiKeyRing
 from service.embedded import (
-    ensure_api_key,
+    api_keys_for,
     find_redis_server,
     free_port,
     redis_answers,
@@ -48,11 +48,17 @@ def test_packaged_server_is_found_without_redis_on_path(tmp_path: Path) -> None:
     assert child.process is not None and not alive(child.process.pid)
 
 
-def test_api_key_is_generated_once_and_private(tmp_path: Path) -> None:
-    key, created = ensure_api_key(tmp_path)
-    assert created and len(key) >= 32
-    assert stat.S_IMODE((tmp_path / "api_key").stat().st_mode) == 0o600
-    assert ensure_api_key(tmp_path) == (key, False)
+def test_children_get_the_local_key_generated_once(tmp_path: Path) -> None:
+    spec, key, created = api_keys_for(tmp_path, {})
+    assert created and (tmp_path / LOCAL_KEY_FILENAME).read_text().strip() == key
+    assert ApiKeyRing.from_spec(spec).tenant_for(key) == LOCAL_TENANT
+    assert api_keys_for(tmp_path, {"RECON_API_KEYS": "  "}) == (spec, key, False)
+
+
+def test_configured_keys_win_over_the_local_key(tmp_path: Path) -> None:
+    configured = "acme:acme-key-0123456789abcdef"
+    assert api_keys_for(tmp_path, {"RECON_API_KEYS": configured}) == (configured, "", False)
+    assert not (tmp_path / LOCAL_KEY_FILENAME).exists()
 
 
 def test_crashed_child_is_restarted_with_backoff() -> None:

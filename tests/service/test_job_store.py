@@ -10,6 +10,7 @@ import redis
 from api_schemas import JobProgress, JobStatus
 from service.job_record import JobRecord
 from service.job_store import (
+    MAX_RESEND_DOUBLINGS,
     DuplicateIdempotencyKey,
     InvalidCursor,
     JobStore,
@@ -174,6 +175,27 @@ def test_stale_running_and_requeue(store: JobStore) -> None:
     assert again is not None and again.attempts == 2
 
 
+def test_requeue_refuses_while_a_lease_is_held(store: JobStore) -> None:
+    """The reaper's lease check and its requeue are one step: a worker that takes the lease
+    back in between keeps its job."""
+    record = store.create(new_record())
+    store.mark_running(record.id, "slow-worker")
+    assert store.acquire_lease(record.id, "slow-worker", ttl_s=30)
+    assert not store.requeue(record.id)
+    assert store.get(record.id).status is JobStatus.RUNNING  # type: ignore[union-attr]
+    assert store.release_lease(record.id, "slow-worker")
+    assert store.requeue(record.id)
+
+
+def test_worker_cancel_needs_a_running_job(store: JobStore) -> None:
+    """A stopped run cancels only a job still running: a requeued one is left to its message."""
+    record = store.create(new_record())
+    assert not store.mark_canceled(record.id)
+    assert store.get(record.id).status is JobStatus.QUEUED  # type: ignore[union-attr]
+    assert store.mark_canceled(record.id, also_queued=True)
+    assert store.get(record.id).status is JobStatus.CANCELED  # type: ignore[union-attr]
+
+
 def test_redelivery_of_a_running_job_needs_no_requeue(store: JobStore) -> None:
     record = store.create(new_record())
     store.mark_running(record.id, "dead-worker")
@@ -213,8 +235,45 @@ def test_stale_queued_jobs_are_claimed_once_per_window(store: JobStore) -> None:
     young = store.create(new_record())
     assert store.claim_stale_queued(unsent_for_s=300, limit=10) == [lost.id]
     assert store.claim_stale_queued(unsent_for_s=300, limit=10) == []  # restamped by the claim
-    assert set(store.claim_stale_queued(unsent_for_s=0, limit=10)) == {lost.id, young.id}
+    assert store.claim_stale_queued(unsent_for_s=0, limit=10) == [young.id]  # lost: backed off
     assert len(store.claim_stale_queued(unsent_for_s=0, limit=1)) == 1
+
+
+def next_resend_in(store: JobStore, job_id: str, window: float) -> float:
+    """Seconds until job `job_id` is due for its next re-send."""
+    score = store.redis.zscore(f"{store.prefix}:queued", job_id)
+    return float(score) + window - time.time()
+
+
+def make_due(store: JobStore, job_id: str) -> None:
+    """Skip the wait: the job's re-send is due now (its claim count stays)."""
+    store.redis.zadd(f"{store.prefix}:queued", {job_id: 0})
+
+
+def test_claims_of_a_waiting_job_back_off_geometrically(store: JobStore) -> None:
+    """A job waiting behind long ones is re-sent after 2, 4, 8 ... windows, not every one, up
+    to `MAX_RESEND_DOUBLINGS`."""
+    window = 100.0
+    record = store.create(new_record(created_at=time.time() - 2 * window))
+    for claims in range(1, MAX_RESEND_DOUBLINGS + 3):
+        assert store.claim_stale_queued(unsent_for_s=window, limit=10) == [record.id]
+        assert store.claim_stale_queued(unsent_for_s=window, limit=10) == []
+        expected = window * 2 ** min(claims, MAX_RESEND_DOUBLINGS)
+        assert expected - 1 < next_resend_in(store, record.id, window) <= expected
+        make_due(store, record.id)
+
+
+def test_requeue_restarts_the_resend_backoff(store: JobStore) -> None:
+    window = 100.0
+    record = store.create(new_record(created_at=time.time() - 2 * window))
+    for _ in range(3):
+        assert store.claim_stale_queued(unsent_for_s=window, limit=10) == [record.id]
+        make_due(store, record.id)
+    store.mark_running(record.id, "w")
+    assert store.requeue(record.id)  # sends a fresh message
+    make_due(store, record.id)
+    assert store.claim_stale_queued(unsent_for_s=window, limit=10) == [record.id]
+    assert next_resend_in(store, record.id, window) <= 2 * window  # not 16 windows
 
 
 def test_queued_index_follows_the_status(store: JobStore, redis_client: redis.Redis) -> None:

@@ -3,11 +3,9 @@
 import subprocess
 import sys
 
-import pytest
-
 from api_schemas import RECONSTRUCT_TASK_NAME
 from service.settings import Settings
-from worker.celery_app import celery_config, create_celery_app
+from worker.celery_app import create_celery_app
 from worker.cli import build_parser, worker_argv
 from worker.tasks import backoff_s
 
@@ -23,15 +21,6 @@ def test_reliability_settings(worker_settings: Settings) -> None:
     assert visibility == worker_settings.broker_visibility_timeout_s > conf.task_time_limit
     assert conf.task_routes[RECONSTRUCT_TASK_NAME]["queue"] == worker_settings.celery_queue
     assert conf.broker_url == worker_settings.redis_url and conf.task_ignore_result
-
-
-def test_time_limits_must_be_ordered(worker_settings: Settings) -> None:
-    broken = worker_settings.model_construct(
-        **{**worker_settings.model_dump(), "job_hard_time_limit_s": 10,
-           "job_soft_time_limit_s": 20}
-    )
-    with pytest.raises(ValueError, match="job_soft_time_limit_s"):
-        celery_config(broken)
 
 
 def test_app_and_task_modules_do_not_import_torch() -> None:

@@ -1,5 +1,6 @@
 """The running job's side thread against a real job store: progress reaches Redis, a cancel
-request and a lost lease reach the engine's `should_cancel` quickly."""
+request, a lost lease and a job taken away from this run reach the engine's `should_cancel`
+quickly; Redis errors of any kind never stop the thread."""
 
 import time
 
@@ -68,3 +69,31 @@ def test_lost_lease_stops_the_run(worker_store: JobStore) -> None:
     with JobMonitor(worker_store, job_id, "owner-3", TIMING) as monitor:
         assert wait_true(monitor.should_cancel)
         assert monitor.lease_lost.is_set()
+
+
+def test_requeued_job_stops_the_run_without_a_cancel(worker_store: JobStore) -> None:
+    """The reaper requeued the job while this worker was cut off: stop, but cancel nothing."""
+    job_id = running_job(worker_store, "owner-4")
+    worker_store.release_lease(job_id, "owner-4")  # expired during the outage
+    assert worker_store.requeue(job_id)
+    with JobMonitor(worker_store, job_id, "owner-4", TIMING) as monitor:
+        monitor.set_progress(JobProgress(stage="train", step=1, total=10))
+        assert wait_true(monitor.should_cancel)
+        assert monitor.superseded.is_set()
+        assert not monitor.cancel_requested.is_set() and not monitor.lease_lost.is_set()
+    assert not worker_store.is_cancel_requested(job_id)
+
+
+def test_redis_error_does_not_stop_the_heartbeat(worker_store: JobStore) -> None:
+    """A Redis error other than a lost connection (here WRONGTYPE; in production READONLY
+    during a failover or OOM) is retried on the next tick instead of ending the thread."""
+    job_id = running_job(worker_store, "owner-5")
+    lease_key = f"{worker_store.prefix}:lease:{job_id}"
+    worker_store.redis.delete(lease_key)
+    worker_store.redis.rpush(lease_key, "not-a-lease")  # renewing it raises ResponseError
+    with JobMonitor(worker_store, job_id, "owner-5", TIMING) as monitor:
+        time.sleep(3 * TIMING.heartbeat_interval_s)
+        worker_store.redis.set(lease_key, "owner-5", px=int(TIMING.lease_ttl_s * 1000))
+        beat = worker_store.get(job_id).heartbeat_at
+        assert wait_true(lambda: worker_store.get(job_id).heartbeat_at > beat)
+        assert not monitor.should_cancel()

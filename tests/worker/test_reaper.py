@@ -17,7 +17,7 @@ from service.job_store import JobStore
 from service.settings import Settings
 from service.storage import job_object_key
 from worker.celery_app import ReconCelery, create_celery_app
-from worker.reaper import LOCK_NAME, reap_once
+from worker.reaper import LOCK_NAME, ReapReport, reap_job, reap_once
 
 from .conftest import make_job
 
@@ -84,6 +84,29 @@ def test_job_out_of_attempts_fails_with_worker_lost(worker_app: ReconCelery,
     assert record is not None and record.status == JobStatus.FAILED
     assert record.error_code == "worker_lost" and "2 times" in (record.error_message or "")
     assert queued_messages(worker_app) == 0
+
+
+def test_lease_taken_back_after_the_check_keeps_the_job_running(
+    worker_app: ReconCelery, worker_store: JobStore
+) -> None:
+    """A worker back from an outage re-takes its expired lease just after the reaper looked:
+    the requeue itself sees the lease and refuses, so the job is not run twice."""
+    job_id = stale_running(worker_store, worker_app)
+    report = ReapReport()
+    real_lease_owner = worker_store.lease_owner
+
+    def look_then_worker_returns(job: str) -> str | None:
+        owner = real_lease_owner(job)
+        assert worker_store.acquire_lease(job, "returning-worker", ttl_s=30)
+        return owner
+
+    worker_store.lease_owner = look_then_worker_returns  # type: ignore[method-assign]
+    try:
+        reap_job(worker_app, job_id, report)
+    finally:
+        del worker_store.lease_owner
+    assert report.requeued == [] and queued_messages(worker_app) == 0
+    assert worker_store.get(job_id).status == JobStatus.RUNNING  # type: ignore[union-attr]
 
 
 def test_fresh_heartbeat_and_live_lease_are_left_alone(worker_app: ReconCelery,
@@ -173,9 +196,11 @@ def test_many_reapers_send_a_lost_job_once(worker_settings: Settings, worker_app
     assert resent == [record.id] and len(sent_tasks(worker_app)) == 1
 
 
-def test_a_resent_message_lost_again_is_sent_again_next_window(
+def test_a_resent_message_lost_again_is_sent_again_two_windows_later(
     worker_settings: Settings, worker_store: JobStore
 ) -> None:
+    """Re-sends back off (1, 2, 4 ... windows), so a job merely waiting in a long queue gets
+    few duplicates while a lost message is still sent again."""
     short = Settings(**{**worker_settings.model_dump(), "retry_backoff_max_s": 1,
                         "queued_resend_after_s": SHORT_RESEND_AFTER_S})
     app = create_celery_app(short)
@@ -183,5 +208,7 @@ def test_a_resent_message_lost_again_is_sent_again_next_window(
     assert reap_once(app).resent == [record.id]
     assert reap_once(app).resent == []
     time.sleep(SHORT_RESEND_AFTER_S + 0.1)
+    assert reap_once(app).resent == []  # one window later: still backing off
+    time.sleep(SHORT_RESEND_AFTER_S)
     assert reap_once(app).resent == [record.id]
     assert len(sent_tasks(app)) == 2

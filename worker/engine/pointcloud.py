@@ -25,7 +25,10 @@ DEFAULT_MAX_POINTS = 2_000_000
 SUPPORTED_POINT_FORMATS = ("ply", "xyz", "pts", "npy")
 
 #: File suffixes read as a format other than their own name.
-_SUFFIX_ALIASES = {"txt": "xyz", "asc": "xyz"}
+SUFFIX_ALIASES = {"txt": "xyz", "asc": "xyz"}
+
+#: Bytes from the start of a file that sniffing looks at.
+SNIFF_BYTES = 4096
 
 #: Rows checked for distinct points before falling back to a full ``np.unique``.
 _DISTINCT_PREFIX_ROWS = 4096
@@ -33,11 +36,20 @@ _DISTINCT_PREFIX_ROWS = 4096
 #: Normals shorter than this are treated as missing.
 _MIN_NORMAL_LENGTH = 1e-12
 
-#: Leading bytes of formats people upload by mistake -> what to call them in messages.
-_KNOWN_MAGIC = {
+#: Leading bytes of the binary point formats -> the format they name.
+_FORMAT_MAGIC = {b"ply": "ply", b"\x93NUMPY": "npy"}
+
+#: Leading bytes of binary files people upload by mistake -> what to call them in messages.
+#: The engine reads none of them, so a service may refuse them before parsing.
+FOREIGN_MAGIC = {
     b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image",
     b"%PDF": "a PDF document", b"PK\x03\x04": "a ZIP archive",
     b"\x1f\x8b": "gzip-compressed data", b"glTF": "a glTF binary (GLB) mesh",
+}
+
+#: Every signature `describe_content` names: the foreign ones, text look-alikes, NumPy.
+_KNOWN_MAGIC = {
+    **FOREIGN_MAGIC,
     b"solid": "an ASCII STL mesh", b"<": "an HTML/XML document", b"{": "a JSON document",
     b"\x93NUMPY": "a NumPy array",
 }
@@ -72,6 +84,17 @@ def describe_content(data: bytes) -> str:
     return f"text starting with {head[:40].decode('utf-8', 'replace')!r}"
 
 
+def foreign_content(data: bytes) -> str | None:
+    """What some bytes are when they start like a known binary non-point file (an image, an
+    archive, a GLB mesh), else None."""
+    return next((what for magic, what in FOREIGN_MAGIC.items() if data.startswith(magic)), None)
+
+
+def magic_format(data: bytes) -> str | None:
+    """The binary point format the first bytes name (``ply`` or ``npy``), else None."""
+    return next((fmt for magic, fmt in _FORMAT_MAGIC.items() if data.startswith(magic)), None)
+
+
 def sniff_format(data: bytes) -> str:
     """Guess the point format of some bytes: ``ply``, ``npy`` or ``xyz``.
 
@@ -80,11 +103,10 @@ def sniff_format(data: bytes) -> str:
     InvalidPointCloud
         When the content is none of the supported formats.
     """
-    if data.startswith(b"ply"):
-        return "ply"
-    if data.startswith(b"\x93NUMPY"):
-        return "npy"
-    head = data[:4096]
+    fmt = magic_format(data)
+    if fmt is not None:
+        return fmt
+    head = data[:SNIFF_BYTES]
     try:
         text = head.decode("ascii")
     except UnicodeDecodeError:
@@ -116,7 +138,7 @@ def _read_source(source: str | os.PathLike | bytes, format: str | None) -> tuple
         except OSError as error:
             raise InvalidPointCloud(f"cannot read {path}: {error.strerror}") from None
         suffix = path.suffix.lower().lstrip(".")
-        suffix = _SUFFIX_ALIASES.get(suffix, suffix)
+        suffix = SUFFIX_ALIASES.get(suffix, suffix)
     if not data.strip():
         raise InvalidPointCloud("the point cloud file is empty (no points)")
     if format is not None:

@@ -22,7 +22,6 @@ from service.job_store import InvalidCursor
 from service.storage import job_object_key, job_prefix, mesh_object_name
 from service.submissions import Submissions, check_idempotency_key
 from service.uploads import read_multipart
-from worker.engine.export import MEDIA_TYPES
 
 router = APIRouter(prefix=JOBS_PATH, tags=["reconstructions"])
 
@@ -135,7 +134,7 @@ def download_mesh(
             detail={"formats": job.formats},
         )
     key = job_object_key(job.tenant, job.id, mesh_object_name(format.value))
-    filename, media_type = f"reconstruction-{job.id}.{format.value}", MEDIA_TYPES[format.value]
+    filename, media_type = f"reconstruction-{job.id}.{format.value}", format.media_type
     if not storage.exists(key):
         raise NotFound("the mesh file is missing from storage", code="artifact_missing")
     url = storage.presigned_url(key, filename=filename, content_type=media_type)
@@ -164,11 +163,15 @@ def cancel_reconstruction(job: OwnedJob, store: JobStoreDep) -> JSONResponse:
 
 @router.delete("/{job_id}", status_code=204, responses=ERRORS)
 def delete_reconstruction(job: OwnedJob, store: JobStoreDep, storage: StorageDep) -> Response:
-    """Cancel the job if it still runs, then remove its files and its record."""
+    """Cancel the job if it still runs, then remove its record and its files.
+
+    The record goes first: a worker finishing in between then fails to mark the job succeeded
+    and removes the files it uploaded, instead of leaving them behind a deleted record.
+    """
     if not job.is_final:
         store.request_cancel(job.id)
-    storage.delete_prefix(job_prefix(job.tenant, job.id))
     store.delete(job.id)
+    storage.delete_prefix(job_prefix(job.tenant, job.id))
     return Response(status_code=204)
 
 

@@ -6,14 +6,16 @@ refuses them, and that presigned URLs work with a plain HTTP GET.
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
 
 from service.settings import Settings
-from service.storage import StorageUnavailable, build_storage, job_object_key
+from service.storage import StorageUnavailable, build_storage, job_object_key, job_prefix
 from service.storage.s3 import S3Storage
 from tests.conftest import S3Server
 from tests.service.storage import backend_contract
@@ -148,6 +150,55 @@ def test_expired_presigned_url_is_rejected(storage: S3Storage) -> None:
     answer = httpx.get(url)
     assert answer.status_code == 403
     assert b"short-lived" not in answer.content
+
+
+class BodySpy:
+    """A get_object body that records whether it was closed; it may drop after one chunk."""
+
+    def __init__(self, body: Any, *, drop: bool) -> None:
+        self.body, self.drop, self.closed = body, drop, False
+
+    def iter_chunks(self, chunk_size: int) -> Iterator[bytes]:
+        for chunk in self.body.iter_chunks(chunk_size):
+            yield chunk
+            if self.drop:
+                raise ConnectionResetError("the connection dropped mid-stream")
+
+    def close(self) -> None:
+        self.closed = True
+        self.body.close()
+
+
+@pytest.mark.parametrize("failure", ["mid-stream", "unwritable"])
+def test_failed_download_closes_the_body(
+    storage: S3Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    key = job_object_key("acme", uuid.uuid4().hex, "input.ply")
+    storage.put_bytes(key, b"ply\n" * 1000)
+    bodies: list[BodySpy] = []
+    get_object = storage.client.get_object
+
+    def spied(**kwargs: Any) -> dict[str, Any]:
+        answer = get_object(**kwargs)
+        bodies.append(BodySpy(answer["Body"], drop=failure == "mid-stream"))
+        return {**answer, "Body": bodies[-1]}
+
+    monkeypatch.setattr(storage.client, "get_object", spied)
+    target = tmp_path / "input.ply" if failure == "mid-stream" else tmp_path  # a folder
+    with pytest.raises(OSError):
+        storage.download_to(key, target)
+    assert all(body.closed for body in bodies)
+
+
+def test_partial_delete_failure_is_unavailable(
+    storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prefix = job_prefix("acme", uuid.uuid4().hex)
+    storage.put_bytes(f"{prefix}input.ply", b"ply")
+    refused = {"Errors": [{"Key": f"{prefix}input.ply", "Code": "SlowDown"}]}
+    monkeypatch.setattr(storage.client, "delete_objects", lambda **_: refused)
+    with pytest.raises(StorageUnavailable, match="SlowDown"):
+        storage.delete_prefix(prefix)
 
 
 def test_wrong_credentials_fail(seaweed_s3: S3Server, storage: S3Storage) -> None:

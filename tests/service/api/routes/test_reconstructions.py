@@ -1,5 +1,6 @@
 """/reconstructions over HTTP with real Redis and real storage: happy paths and every error."""
 
+import base64
 import json
 import threading
 import time
@@ -9,13 +10,16 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api_schemas import JobProgress, JobStatus
+from api_schemas import JobProgress, JobStatus, MeshFormat
 from service.app import create_app
 from service.context import ServiceContext
 from service.settings import Settings
-from service.storage import job_prefix
+from service.storage import job_object_key, job_prefix, mesh_object_name
+from service.storage.s3 import S3Storage
 from tests.conftest import TENANT, S3Server, sphere_points
 from tests.service.support import MESH_BYTES, finish_job, jpeg_bytes, nan_ply
+from worker.engine.export import MEDIA_TYPES
+from worker.engine.pointcloud import load_point_cloud
 
 Headers = dict[str, str]
 
@@ -147,6 +151,21 @@ def test_bad_point_clouds_are_refused_before_anything_is_queued(
     assert_nothing_accepted(client)
 
 
+def test_subsampling_warning_is_the_workers_own(
+    settings: Settings, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    capped = Settings(**{**settings.model_dump(), "max_points": 100})
+    with TestClient(create_app(capped)) as client:
+        job = submit(client, auth_headers, sphere_ply_bytes, params='{"seed": 7}').json()
+        record = context_of(client).job_store.get(job["id"])
+    assert record is not None
+    worker_cloud = load_point_cloud(sphere_ply_bytes, max_points=100, seed=7)  # as the worker does
+    assert len(worker_cloud.warnings) == 1 and "(seed 7)" in worker_cloud.warnings[0]
+    assert job["warnings"] == record.warnings == list(worker_cloud.warnings)
+    merged = dict.fromkeys([*record.warnings, *worker_cloud.warnings])  # the worker's merge
+    assert len([w for w in merged if "random subset" in w]) == 1
+
+
 def test_invalid_ground_truth_is_422(
     client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
 ) -> None:
@@ -269,6 +288,18 @@ def test_listing_is_per_tenant_newest_first_and_paginated(
     assert huge.status_code == 200
     bad = client.get("/reconstructions", headers=auth_headers, params={"cursor": "garbage!"})
     assert_error(bad, 400, "invalid_cursor")
+
+
+# Python's json reads NaN and Infinity; 1e400 and 10**310 are beyond a float's range.
+@pytest.mark.parametrize("score", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 310])
+def test_crafted_cursor_with_a_non_finite_score_is_400(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes, score: str
+) -> None:
+    submit(client, auth_headers, sphere_ply_bytes)
+    raw = f'[{score},"{"f" * 32}"]'.encode()
+    cursor = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    answer = client.get("/reconstructions", headers=auth_headers, params={"cursor": cursor})
+    assert_error(answer, 400, "invalid_cursor")
     assert_error(client.get("/reconstructions", headers=auth_headers, params={"limit": 0}), 422)
 
 
@@ -299,6 +330,10 @@ def test_download_before_completion_is_409_then_streams(
     assert_error(
         client.get(f"/reconstructions/{job_id}/mesh?format=fbx", headers=auth_headers), 422
     )
+
+
+def test_api_and_engine_agree_on_media_types() -> None:
+    assert {fmt.value: fmt.media_type for fmt in MeshFormat} == MEDIA_TYPES
 
 
 def test_s3_download_redirects_to_a_presigned_url(
@@ -367,6 +402,51 @@ def test_delete_removes_artifacts_and_record(
     assert context.storage.list_keys(job_prefix(TENANT, job_id)) == []
     assert_error(client.get(f"/reconstructions/{job_id}", headers=auth_headers), 404)
     assert_error(client.delete(f"/reconstructions/{job_id}", headers=auth_headers), 404)
+
+
+def test_delete_racing_a_finishing_worker_leaves_no_files(
+    client: TestClient,
+    auth_headers: Headers,
+    sphere_ply_bytes: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    store, storage = context.job_store, context.storage
+    store.mark_running(job_id, "w")
+    delete_prefix = storage.delete_prefix
+
+    def worker_finishes_meanwhile(prefix: str) -> int:
+        removed = delete_prefix(prefix)
+        # What the worker does when its run ends now: upload, then mark the job succeeded,
+        # and remove its uploads when the record is gone.
+        storage.put_bytes(job_object_key(TENANT, job_id, mesh_object_name("glb")), b"glTF")
+        if not store.mark_succeeded(job_id, metrics={}, warnings=[], formats=["glb"]):
+            assert store.get(job_id) is None
+            delete_prefix(prefix)
+        return removed
+
+    monkeypatch.setattr(storage, "delete_prefix", worker_finishes_meanwhile)
+    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
+    assert store.get(job_id) is None
+    assert storage.list_keys(job_prefix(TENANT, job_id)) == []
+
+
+def test_s3_partial_delete_failure_is_503(
+    settings: Settings,
+    seaweed_s3: S3Server,
+    auth_headers: Headers,
+    sphere_ply_bytes: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with TestClient(create_app(seaweed_s3.settings(settings))) as client:
+        job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+        storage = context_of(client).storage
+        assert isinstance(storage, S3Storage)
+        refused = {"Errors": [{"Key": "k", "Code": "SlowDown", "Message": "try later"}]}
+        monkeypatch.setattr(storage.client, "delete_objects", lambda **_: refused)
+        answer = client.delete(f"/reconstructions/{job_id}", headers=auth_headers)
+        assert_error(answer, 503, "dependency_unavailable")
 
 
 def test_delete_running_job_flags_it_for_the_worker(
