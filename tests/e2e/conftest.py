@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -39,27 +40,12 @@ def e2e_redis() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """API + one worker, local storage."""
-    root = tmp_path_factory.mktemp("e2e-local")
-    (root / "logs").mkdir()
-    port = free_port()
-    keys = _keys()
-    stack = Stack(stack_env(root / "data", port, keys), root / "logs",
-                  f"http://127.0.0.1:{port}", keys)
-    try:
-        stack.start_worker()
-        stack.start_api()
-        yield stack
-    finally:
-        stack.stop()
+    yield from _running_stack(tmp_path_factory.mktemp("e2e-local"), {})
 
 
 @pytest.fixture(scope="module")
 def s3_stack(tmp_path_factory: pytest.TempPathFactory, seaweed_s3: S3Server) -> Iterator[Stack]:
     """API + one worker, S3 storage on the session's SeaweedFS server."""
-    root = tmp_path_factory.mktemp("e2e-s3")
-    (root / "logs").mkdir()
-    port = free_port()
-    keys = _keys()
     s3 = {
         "RECON_STORAGE_BACKEND": "s3",
         "RECON_S3_ENDPOINT_URL": seaweed_s3.endpoint_url,
@@ -69,7 +55,15 @@ def s3_stack(tmp_path_factory: pytest.TempPathFactory, seaweed_s3: S3Server) -> 
         "RECON_S3_REGION": seaweed_s3.region,
         "RECON_S3_PRESIGN_EXPIRY_S": "120",
     }
-    stack = Stack(stack_env(root / "data", port, keys, s3), root / "logs",
+    yield from _running_stack(tmp_path_factory.mktemp("e2e-s3"), s3)
+
+
+def _running_stack(root: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """A started API + one worker with their data and logs under `root`; stopped afterwards."""
+    (root / "logs").mkdir()
+    port = free_port()
+    keys = _keys()
+    stack = Stack(stack_env(root / "data", port, keys, extra_env), root / "logs",
                   f"http://127.0.0.1:{port}", keys)
     try:
         stack.start_worker()
