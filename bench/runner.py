@@ -49,7 +49,7 @@ class MatrixPlan:
     curve_budgets: tuple[float, ...] = ()
     """Time budgets of the CD1-vs-time sweep (empty: no sweep)."""
     curve_regimes: tuple[str, ...] = ("sparse_noisy",)
-    curve_preset: str = "paper"
+    curve_preset: str = "balanced"
     """Preset whose network and batch the sweep uses for every neural method."""
     extra: dict = field(default_factory=dict)
 

@@ -62,11 +62,14 @@ class MonitorTiming:
 def job_progress(progress: Progress) -> JobProgress:
     """The public progress view of an engine `Progress` (overall fraction and training ETA)."""
     low, high = STAGE_SPANS.get(progress.stage, (0.0, 1.0))
-    within = min(progress.step / progress.total, 1.0) if progress.total > 0 else 0.0
+    within = progress.fraction
+    if within is None:
+        within = progress.step / progress.total if progress.total > 0 else 0.0
+    within = min(max(within, 0.0), 1.0)
     eta = None
-    if progress.stage == "train" and 0 < progress.step < progress.total:
-        per_step = progress.elapsed_s / progress.step
-        eta = per_step * (progress.total - progress.step)
+    if progress.stage == "train" and 0 < within < 1:
+        # The fraction follows the time budget when there is one, so the ETA does too.
+        eta = progress.elapsed_s * (1.0 - within) / within
     return JobProgress(
         stage=progress.stage,
         step=progress.step,

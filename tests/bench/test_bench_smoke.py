@@ -6,6 +6,7 @@ skipped when the optional `bench` extra (open3d) is not installed.
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,14 @@ def test_report_checks_targets_from_speed_results():
     assert "| FAIL |" in lines["NAP step costs <= 2.5x the neural-pull step"]
     assert json.dumps(speed)  # the speed section is plain JSON data
     assert bench_case(DEFAULT_DATA_DIR, "dense").points_path.is_file()
+
+
+def test_side_runs_never_overwrite_the_published_report(tmp_path):
+    from bench.cli import DEFAULT_OUT, PUBLISHED_REPORT_DIR, parse_options
+
+    assert parse_options(["--speed"]).report_dir == PUBLISHED_REPORT_DIR
+    assert parse_options(["--speed", "--out", str(DEFAULT_OUT)]).report_dir == PUBLISHED_REPORT_DIR
+    assert parse_options(["--speed", "--out", str(tmp_path)]).report_dir == tmp_path
+    assert parse_options(["--quick"]).report_dir == DEFAULT_OUT
+    explicit = ["--report-only", "--out", str(tmp_path), "--report-dir", "bench"]
+    assert parse_options(explicit).report_dir == Path("bench")

@@ -7,7 +7,7 @@ import time
 from api_schemas import JobProgress
 from service.job_store import JobStore
 from worker.engine.pipeline import Progress
-from worker.job_monitor import JobMonitor, MonitorTiming, job_progress
+from worker.job_monitor import STAGE_SPANS, JobMonitor, MonitorTiming, job_progress
 
 from .conftest import make_job
 
@@ -40,6 +40,16 @@ def test_progress_view_covers_the_whole_job() -> None:
     assert start.fraction < half.fraction < meshing.fraction < 1.0
     assert half.loss == 0.25 and half.eta_seconds == 10.0
     assert job_progress(Progress("train", 5, 10, float("nan"), 1.0)).loss is None
+
+
+def test_time_capped_training_reports_progress_and_eta_by_the_clock() -> None:
+    """100 of 20,000 steps done, but 30 s into a 40 s budget: 3/4 done, about 10 s to go."""
+    capped = job_progress(Progress("train", 100, 20_000, 0.1, 30.0, fraction=0.75))
+    by_steps = job_progress(Progress("train", 100, 20_000, 0.1, 30.0))
+    assert capped.eta_seconds == 10.0
+    assert by_steps.eta_seconds > 5000
+    low, high = STAGE_SPANS["train"]
+    assert capped.fraction == round(low + (high - low) * 0.75, 4)
 
 
 def test_progress_and_heartbeat_reach_the_store(worker_store: JobStore) -> None:

@@ -27,6 +27,12 @@ class PreparationConfig:
     """Lower clip of the query spread s."""
     spread_max: float = 1.0
     """Upper clip of the query spread s."""
+    far_query_share: float = 0.1
+    """Fraction of the pool drawn uniformly in the cube of half-side `far_query_extent` instead
+    of around the points: they pin the field far from the data, where Neural-Pull's narrow query
+    band leaves it free to grow spurious sheets on sparse scans."""
+    far_query_extent: float = 0.55
+    """Half-side of the cube the far queries are drawn in (the unit cube plus a margin)."""
     total_queries: int = 1_000_000
     """Target number of training queries in the pool (bounded for huge clouds)."""
     min_queries_per_point: int = 1
@@ -107,10 +113,19 @@ class MeshingConfig:
     """Grid points evaluated per network call (bounds peak memory)."""
     coarse_to_fine_min_resolution: int = 128
     """At or above this resolution the grid is evaluated coarse-to-fine."""
-    coarse_factor: int = 4
-    """Fine grid spacing divided by the coarse grid spacing (coarse resolution = fine / factor)."""
+    min_piece_area_share: float = 1e-3
+    """Separate pieces with less area than this share of the largest piece are dropped (specks
+    around single noisy points); 0 keeps everything."""
+    coarse_factor: int = 16
+    """Coarsest node stride of coarse-to-fine (a power of two); it halves per level down to 1."""
     band_cells: float = 1.5
-    """Coarse cells whose |sdf| is within this many coarse-cell diagonals are refined."""
+    """At each level, cells whose |sdf| comes within this many of their diagonals are refined
+    (1 suffices for an exact SDF; the margin covers fitted fields that are not 1-Lipschitz)."""
+
+    def __post_init__(self) -> None:
+        factor = self.coarse_factor
+        if factor < 1 or factor & (factor - 1):
+            raise ValueError(f"coarse_factor must be a power of two, got {factor}")
 
 
 @dataclass(frozen=True)

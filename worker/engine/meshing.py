@@ -1,8 +1,9 @@
 """Mesh extraction: evaluate the SDF on a grid over the padded box and run marching cubes at the
-iso level. At high resolutions the grid is filled coarse-to-fine: a coarse grid is evaluated first
-and only coarse cells near the zero level set are evaluated at the fine spacing; every other fine
-node takes its coarse cell's mean value, whose sign is the cell's sign, so marching cubes sees the
-same sign pattern (and hence the same surface) as a dense evaluation.
+iso level. At high resolutions the grid is filled coarse-to-fine: a coarse grid is evaluated first,
+then only cells near the zero level set are subdivided, level by level, down to the fine spacing;
+every other fine node takes the mean value of the cell that stopped being refined, whose sign is
+the cell's sign, so marching cubes sees the same sign pattern (and hence the same surface) as a
+dense evaluation.
 """
 
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from skimage.measure import marching_cubes
 
 from worker.engine.config import MeshingConfig
 from worker.engine.errors import EmptySurface, ReconstructionCanceled
+from worker.engine.mesh_cleanup import drop_specks
 from worker.engine.model import SdfNetwork
 
 
@@ -41,6 +43,8 @@ class ExtractedMesh:
     """Every edge shared by exactly two faces."""
     evaluated_points: int
     """Network evaluations spent on the grid."""
+    specks_removed: int = 0
+    """Tiny separate pieces dropped (worker.engine.mesh_cleanup)."""
 
 
 def padded_grid(config: MeshingConfig, cube_side: float, resolution: int) -> Grid:
@@ -98,44 +102,104 @@ def coarse_to_fine_volume(
     device: torch.device,
     should_cancel: CancelCheck = None,
 ) -> tuple[np.ndarray, int]:
-    """Fine-grid values, evaluating the network only near the surface (see module docstring)."""
-    factor, r = config.coarse_factor, grid.resolution
-    cells = -(-(r - 1) // factor)
-    # Coarse nodes sit on fine nodes; the last one is clamped to the grid's end.
-    coarse_index = np.minimum(np.arange(cells + 1) * factor, r - 1)
-    cx, cy, cz = np.meshgrid(coarse_index, coarse_index, coarse_index, indexing="ij")
-    index = np.stack([cx, cy, cz], -1).reshape(-1, 3)
-    coarse = evaluate(network, grid.coordinates(index), config.chunk_points, device, should_cancel)
-    coarse = coarse.reshape(cells + 1, cells + 1, cells + 1)
-    corners = [
-        coarse[i : i + cells, j : j + cells, k : k + cells]
-        for i in (0, 1) for j in (0, 1) for k in (0, 1)
-    ]
-    low, high = np.minimum.reduce(corners), np.maximum.reduce(corners)
-    band = config.band_cells * factor * grid.spacing * np.sqrt(3.0)
-    level = config.iso_level
-    near = (low - level <= band) & (high - level >= -band)
-    node_cell = np.minimum(np.arange(r) // factor, cells - 1)
-    volume = (sum(corners) / len(corners))[np.ix_(node_cell, node_cell, node_cell)]
-    fine_nodes = _nodes_of_cells(near, node_cell, factor, r)
-    positions = grid.coordinates(fine_nodes)
-    volume[tuple(fine_nodes.T)] = evaluate(
-        network, positions, config.chunk_points, device, should_cancel
-    )
-    return volume, len(index) + len(fine_nodes)
+    """Fine-grid values, evaluating the network only near the surface (see module docstring).
+
+    The node stride halves from `coarse_factor` down to 1. At each stride, a cell is refined when
+    its parent was and its corner values come within `band_cells` of its own diagonal of the iso
+    level (for a 1-Lipschitz field, a cell whose corners are all farther away cannot hold the
+    surface); the band therefore narrows with the cells, so evaluations concentrate at the surface.
+    """
+    r, level = grid.resolution, config.iso_level
+    field = _SparseField(network, grid, config.chunk_points, device, should_cancel)
+    stride = config.coarse_factor
+    nodes = _lattice(r, stride)
+    field.evaluate(np.ones((len(nodes),) * 3, dtype=bool), nodes)
+    active = np.ones((len(nodes) - 1,) * 3, dtype=bool)
+    while stride > 1:
+        corners = _cell_corners(field.volume[np.ix_(nodes, nodes, nodes)])
+        low, high = np.minimum.reduce(corners), np.maximum.reduce(corners)
+        band = config.band_cells * stride * grid.spacing * np.sqrt(3.0)
+        near = active & (low - level <= band) & (high - level >= -band)
+        field.fill(active & ~near, np.mean(corners, axis=0), nodes)
+        finer = _lattice(r, stride // 2)
+        field.evaluate(_nodes_in_cells(near, nodes, finer), finer)
+        active = _children_of(near, nodes, finer)
+        nodes, stride = finer, stride // 2
+    return field.volume, field.count
 
 
-def _nodes_of_cells(near: np.ndarray, node_cell: np.ndarray, factor: int, r: int) -> np.ndarray:
-    """(n, 3) indices of the fine nodes lying in (or on the boundary of) a `near` coarse cell."""
-    nodes = np.arange(r)
-    # A node on a coarse boundary also belongs to the previous cell.
-    previous = np.where((nodes % factor == 0) & (nodes > 0), nodes // factor - 1, node_cell)
-    mask = np.zeros((r, r, r), dtype=bool)
-    for ax in (node_cell, previous):
-        for ay in (node_cell, previous):
-            for az in (node_cell, previous):
-                mask |= near[np.ix_(ax, ay, az)]
-    return np.argwhere(mask)
+class _SparseField:
+    """The fine grid's values as coarse-to-fine fills them in, and which nodes were evaluated."""
+
+    def __init__(self, network: SdfNetwork, grid: Grid, chunk: int, device: torch.device,
+                 should_cancel: CancelCheck) -> None:
+        self.network, self.grid, self.chunk = network, grid, chunk
+        self.device, self.should_cancel = device, should_cancel
+        r = grid.resolution
+        # NaN marks a node neither evaluated nor filled; march_volume rejects it, so none slips.
+        self.volume = np.full((r, r, r), np.nan, dtype=np.float32)
+        self.evaluated = np.zeros((r, r, r), dtype=bool)
+        self.count = 0
+
+    def evaluate(self, wanted: np.ndarray, lattice: np.ndarray) -> None:
+        """Evaluate the network at the `wanted` nodes of a lattice not evaluated before."""
+        index = lattice[np.argwhere(wanted)]
+        index = index[~self.evaluated[tuple(index.T)]]
+        if len(index):
+            values = evaluate(self.network, self.grid.coordinates(index), self.chunk,
+                              self.device, self.should_cancel)
+            self.volume[tuple(index.T)] = values
+            self.evaluated[tuple(index.T)] = True
+            self.count += len(index)
+
+    def fill(self, settled: np.ndarray, value: np.ndarray, nodes: np.ndarray) -> None:
+        """Give every fine node inside a settled cell (one not refined) that cell's mean value.
+
+        Settled cells keep one sign throughout, so marching cubes sees the dense grid's sign
+        pattern; evaluated nodes keep their values (a sign-changing edge joins evaluated nodes).
+        """
+        if not settled.any():
+            return
+        cell = _cell_of(nodes, np.arange(self.grid.resolution))
+        mask = settled[np.ix_(cell, cell, cell)] & ~self.evaluated
+        self.volume[mask] = value[np.ix_(cell, cell, cell)][mask]
+
+
+def _lattice(r: int, stride: int) -> np.ndarray:
+    """Node indices along one axis at `stride`: its multiples, plus the last node r - 1."""
+    return np.unique(np.minimum(np.arange(0, r - 1 + stride, stride), r - 1))
+
+
+def _cell_corners(values: np.ndarray) -> list[np.ndarray]:
+    """The 8 corner values of every cell of a node array, each of shape (n - 1,) * 3."""
+    c = values.shape[0] - 1
+    return [values[i : i + c, j : j + c, k : k + c] for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+
+
+def _cell_of(nodes: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Index of the cell (between consecutive `nodes`) holding each position, ends clamped."""
+    return np.clip(np.searchsorted(nodes, positions, side="right") - 1, 0, len(nodes) - 2)
+
+
+def _nodes_in_cells(cells: np.ndarray, nodes: np.ndarray, finer: np.ndarray) -> np.ndarray:
+    """Mask over the `finer` lattice of the nodes lying in (or on the boundary of) `cells`."""
+    cell = _cell_of(nodes, finer)
+    # A node on a cell boundary also belongs to the cell before it.
+    on_boundary = np.isin(finer, nodes) & (finer > 0)
+    previous = np.where(on_boundary, np.maximum(cell - 1, 0), cell)
+    previous = np.where(on_boundary & (finer == nodes[-1]), cell, previous)
+    mask = np.zeros((len(finer),) * 3, dtype=bool)
+    for ax in (cell, previous):
+        for ay in (cell, previous):
+            for az in (cell, previous):
+                mask |= cells[np.ix_(ax, ay, az)]
+    return mask
+
+
+def _children_of(cells: np.ndarray, nodes: np.ndarray, finer: np.ndarray) -> np.ndarray:
+    """Mask over the `finer` lattice's cells of those inside one of `cells`."""
+    parent = _cell_of(nodes, finer[:-1])
+    return cells[np.ix_(parent, parent, parent)]
 
 
 def extract_mesh(
@@ -148,7 +212,8 @@ def extract_mesh(
     coarse_to_fine: bool | None = None,
     should_cancel: CancelCheck = None,
 ) -> ExtractedMesh:
-    """Marching cubes of f at `config.iso_level` over the padded box (normalised frame).
+    """Marching cubes of f at `config.iso_level` over the padded box (normalised frame), with
+    specks (pieces under `config.min_piece_area_share` of the largest one's area) dropped.
 
     Parameters
     ----------
@@ -184,10 +249,22 @@ def extract_mesh(
             )
     finally:
         network.train(was_training)
-    return ExtractedMesh(*_march(volume, grid, config.iso_level), evaluated_points=count)
+    mesh = march_volume(volume, grid, config.iso_level)
+    specks = drop_specks(mesh, config.min_piece_area_share)
+    watertight = bool(mesh.is_watertight)
+    if watertight and mesh.volume < 0:
+        mesh.invert()
+    return ExtractedMesh(mesh, watertight, evaluated_points=count, specks_removed=specks)
 
 
-def _march(volume: np.ndarray, grid: Grid, level: float) -> tuple[trimesh.Trimesh, bool]:
+def march_volume(volume: np.ndarray, grid: Grid, level: float) -> trimesh.Trimesh:
+    """The iso surface of a node volume, free of degenerate faces (not yet oriented or cleaned).
+
+    Raises
+    ------
+    EmptySurface
+        On non-finite values or when the volume does not cross `level`.
+    """
     if not np.isfinite(volume).all():
         raise EmptySurface("the fitted field has non-finite values on the grid")
     if volume.min() >= level or volume.max() <= level:
@@ -197,7 +274,9 @@ def _march(volume: np.ndarray, grid: Grid, level: float) -> tuple[trimesh.Trimes
         volume, level=level, spacing=(grid.spacing,) * 3, gradient_direction="ascent"
     )
     mesh = trimesh.Trimesh(verts + grid.origin, faces, process=True)
-    watertight = bool(mesh.is_watertight)
-    if watertight and mesh.volume < 0:
-        mesh.invert()
-    return mesh, watertight
+    # Where f passes through a node at (or within rounding of) the level, marching cubes puts
+    # several vertices on that node; merged, they leave zero-area faces whose doubled edges
+    # break watertightness. Dropping them leaves the closed surface around them intact.
+    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh.remove_unreferenced_vertices()
+    return mesh

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from worker.engine.ground_truth import (
@@ -19,6 +17,7 @@ from worker.engine.ground_truth import (
     sample_ground_truth,
     sample_surface,
 )
+from worker.engine.mesh_cleanup import face_components
 
 #: Surface samples of the mesh for mesh -> input distances and for candidate-face search.
 FIT_SURFACE_SAMPLES = 100_000
@@ -128,7 +127,7 @@ def mesh_facts(mesh: trimesh.Trimesh) -> dict:
     used = np.unique(faces)
     edges = mesh.edges_unique
     euler = len(used) - len(edges) + len(faces)
-    components = _component_count(faces, len(mesh.vertices), used)
+    components = _component_count(faces, len(mesh.vertices))
     watertight = bool(mesh.is_watertight)
     genus = None
     if watertight and mesh.is_winding_consistent and (2 * components - euler) % 2 == 0:
@@ -145,14 +144,10 @@ def mesh_facts(mesh: trimesh.Trimesh) -> dict:
     }
 
 
-def _component_count(faces: np.ndarray, n_vertices: int, used: np.ndarray) -> int:
+def _component_count(faces: np.ndarray, n_vertices: int) -> int:
     if len(faces) == 0:
         return 0
-    rows = faces[:, [0, 1, 2]].reshape(-1)
-    cols = faces[:, [1, 2, 0]].reshape(-1)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n_vertices, n_vertices))
-    _, labels = connected_components(graph, directed=False)
-    return len(np.unique(labels[used]))
+    return len(np.unique(face_components(faces, n_vertices)))
 
 
 def surface_distance_metrics(pred_points: np.ndarray, pred_normals: np.ndarray | None,

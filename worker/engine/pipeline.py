@@ -29,13 +29,15 @@ from worker.engine.training import StepReport, TrainingOutcome, train
 
 @dataclass(frozen=True)
 class Progress:
-    """A progress event: stage ("prepare"|"train"|"mesh"|"metrics"), step/total, loss, seconds."""
+    """A progress event: stage ("prepare"|"train"|"mesh"|"metrics"), step/total, loss, seconds,
+    and the share of the stage done when it is not step/total (a time-capped training run)."""
 
     stage: str
     step: int
     total: int
     loss: float | None
     elapsed_s: float
+    fraction: float | None = None
 
 
 @dataclass
@@ -109,10 +111,11 @@ class _Run:
         self.start = time.perf_counter()
         self.device = torch.device(config.device)
 
-    def _emit(self, stage: str, step: int, total: int, loss: float | None = None) -> None:
+    def _emit(self, stage: str, step: int, total: int, loss: float | None = None,
+              fraction: float | None = None) -> None:
         if self.on_progress is not None:
             elapsed = time.perf_counter() - self.start
-            self.on_progress(Progress(stage, step, total, loss, elapsed))
+            self.on_progress(Progress(stage, step, total, loss, elapsed, fraction))
 
     def run(self, cloud, ground_truth, should_cancel) -> ReconstructionResult:
         method_class = get_method(self.config.method)
@@ -123,7 +126,7 @@ class _Run:
         self.seconds["prepare"] = time.perf_counter() - t0
 
         def on_step(report: StepReport) -> None:
-            self._emit("train", report.step, report.total, report.loss)
+            self._emit("train", report.step, report.total, report.loss, report.fraction)
 
         t0 = time.perf_counter()
         outcome = train(network, method, self.config.training, on_step=on_step,
@@ -140,6 +143,7 @@ class _Run:
         self._emit("metrics", 0, 1)
         t0 = time.perf_counter()
         metrics = self._metrics(mesh, cloud, ground_truth, outcome, prepared)
+        metrics["run"]["specks_removed"] = extracted.specks_removed
         self._emit("metrics", 1, 1)
         warnings = prepared.warnings
         if not extracted.watertight:

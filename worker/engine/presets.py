@@ -1,10 +1,15 @@
 """Named presets: `fast`, `balanced`, `paper`, and `auto` (paper on CUDA, balanced on CPU).
 
 `build_config` is the one place that turns (method, preset, device, seed, overrides) into a
-`ReconstructionConfig`. The CPU presets come from short A/B runs on bunny sparse_noisy at fixed
-iteration counts on 2 shared cores (a higher learning rate than the paper's helped short runs
-most; bf16 matmuls with an fp32 tail did not change CD1); they are a first cut, not a converged
-tuning. `paper` is the published Neural-Pull/NAP setting.
+`ReconstructionConfig`. The CPU presets come from A/B runs on 2 cores (bunny sparse_noisy,
+checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
+- a tenth of the queries drawn uniformly in the box removed the seed-to-seed spread (CD1 x100
+  0.54-0.88 became 0.53-0.54 for `fast`) by pinning the field where spurious sheets grew;
+- on noisy sparse scans a 4x128 network beat 6x128 at equal time (the larger one fits the noise),
+  a larger batch helped `balanced` (0.518 at 5000 vs 0.53 at 2000), longer runs did not;
+- a wider query spread, a larger adversarial radius and a full adversarial batch were all worse;
+- bf16 matmuls with an fp32 tail (CPUs with AMX) did not change CD1.
+`paper` is the published Neural-Pull/NAP setting, sampler included.
 """
 
 import dataclasses
@@ -19,6 +24,7 @@ from worker.engine.config import (
     NapConfig,
     NetworkConfig,
     NeuralPullConfig,
+    PreparationConfig,
     ReconstructionConfig,
     TrainingConfig,
 )
@@ -31,7 +37,7 @@ CPU_FLAGS_FILE = Path("/proc/cpuinfo")
 
 _NETWORKS = {
     "fast": NetworkConfig(hidden_layers=4, hidden_width=128, skip_layers=(2,)),
-    "balanced": NetworkConfig(hidden_layers=6, hidden_width=128, skip_layers=(3,)),
+    "balanced": NetworkConfig(hidden_layers=4, hidden_width=128, skip_layers=(2,)),
     "paper": NetworkConfig(),
 }
 _TRAINING = {
@@ -40,8 +46,8 @@ _TRAINING = {
         time_budget_s=35.0, plateau_window=250, plateau_min_iterations=1500,
     ),
     "balanced": TrainingConfig(
-        max_iterations=20_000, batch_size=3000, learning_rate=3e-3, warmup_iterations=300,
-        time_budget_s=200.0, plateau_window=500, plateau_min_iterations=4000,
+        max_iterations=20_000, batch_size=5000, learning_rate=3e-3, warmup_iterations=200,
+        time_budget_s=120.0, plateau_window=500, plateau_min_iterations=4000,
     ),
     "paper": TrainingConfig(max_iterations=40_000, batch_size=5000, warmup_iterations=1000),
 }
@@ -49,6 +55,11 @@ _MESHING = {
     "fast": MeshingConfig(resolution=128),
     "balanced": MeshingConfig(resolution=256),
     "paper": MeshingConfig(resolution=256),
+}
+_PREPARATION = {
+    "fast": PreparationConfig(),
+    "balanced": PreparationConfig(),
+    "paper": PreparationConfig(far_query_share=0.0),
 }
 _NAP = {
     "fast": NapConfig(adversarial_share=0.5, warmup_fraction=0.1),
@@ -130,5 +141,6 @@ def build_config(
         meshing = dataclasses.replace(meshing, resolution=resolution)
     return ReconstructionConfig(
         method=method, method_config=_method_config(method, concrete), preset=concrete,
-        device=device, seed=seed, network=network, training=training, meshing=meshing,
+        device=device, seed=seed, preparation=_PREPARATION[concrete], network=network,
+        training=training, meshing=meshing,
     )

@@ -116,6 +116,10 @@ def sample_queries(
     noise = rng.standard_normal((len(centres), per_point, 3))
     queries = centres[:, None, :] + spread * sigma_centres[:, None, None] * noise
     queries = queries.reshape(-1, 3)
+    far = round(config.far_query_share * len(queries))
+    if far:
+        extent = config.far_query_extent
+        queries[rng.permutation(len(queries))[:far]] = rng.uniform(-extent, extent, (far, 3))
     _, target_index = tree.query(queries, k=1, workers=workers)
     target_sigma = _sigma_of(tree, points, target_index, centre_index, sigma_centres, config)
     return QueryPool(

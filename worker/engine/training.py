@@ -20,12 +20,14 @@ from worker.engine.model import SdfNetwork
 
 @dataclass(frozen=True)
 class StepReport:
-    """What `on_step` receives: step (1-based), planned total, last loss, seconds so far."""
+    """What `on_step` receives: step (1-based), planned total, last loss, seconds so far, and the
+    share of training done (steps or time budget, whichever is further along)."""
 
     step: int
     total: int
     loss: float
     elapsed_s: float
+    fraction: float
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,9 @@ def train(
         if loop.report_due(step):
             recent = loop.meter.mean()
             if on_step is not None:
-                on_step(StepReport(step, config.max_iterations, loop.meter.last(), loop.elapsed()))
+                elapsed = loop.elapsed()
+                on_step(StepReport(step, config.max_iterations, loop.meter.last(), elapsed,
+                                   _progress(config, step, elapsed)))
         if loop.plateau.update(step, loop.meter.main_term()):
             stop_reason = "plateau"
             break
@@ -129,7 +133,7 @@ def train(
     if not all(math.isfinite(value) for value in recent.values()):
         raise Diverged("training diverged: non-finite final loss")
     if on_step is not None:
-        on_step(StepReport(step, config.max_iterations, loop.meter.last(), seconds))
+        on_step(StepReport(step, config.max_iterations, loop.meter.last(), seconds, 1.0))
     return TrainingOutcome(step, stop_reason, recent, seconds)
 
 

@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 
 from worker.engine.config import MeshingConfig, NetworkConfig
 from worker.engine.errors import EmptySurface, ReconstructionCanceled
-from worker.engine.meshing import extract_mesh
+from worker.engine.meshing import Grid, extract_mesh, march_volume
 from worker.engine.model import SdfNetwork
 
 CPU = torch.device("cpu")
@@ -36,16 +36,26 @@ def test_initial_sphere_is_watertight_and_outward():
     assert values.abs().max().item() < 0.02
 
 
-def test_coarse_to_fine_gives_the_dense_surface_with_fewer_evaluations():
+@pytest.mark.parametrize(("resolution", "coarse_factor", "share"),
+                         [(65, 4, 0.3), (64, 16, 0.3), (129, 16, 0.15), (100, 8, 0.2)])
+def test_coarse_to_fine_gives_the_dense_surface_with_fewer_evaluations(
+    resolution, coarse_factor, share
+):
+    """One to four levels of refinement, with grids whose last cell is cut short (64, 100)."""
     network = _network()
-    config = MeshingConfig(resolution=65, coarse_factor=4, chunk_points=20_000)
+    config = MeshingConfig(resolution=resolution, coarse_factor=coarse_factor, chunk_points=20_000)
     dense = extract_mesh(network, config, device=CPU, coarse_to_fine=False)
     sparse = extract_mesh(network, config, device=CPU, coarse_to_fine=True)
-    assert sparse.evaluated_points < 0.6 * dense.evaluated_points
+    assert sparse.evaluated_points < share * dense.evaluated_points
     assert len(sparse.mesh.faces) == len(dense.mesh.faces)
     distance, _ = cKDTree(dense.mesh.vertices).query(sparse.mesh.vertices)
     assert distance.max() < 1e-6
     assert sparse.watertight
+
+
+def test_coarse_factor_must_be_a_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        MeshingConfig(coarse_factor=6)
 
 
 def test_coarse_to_fine_is_used_from_its_threshold():
@@ -80,3 +90,16 @@ def test_cancel_during_meshing_stops_after_the_current_chunk(coarse_to_fine):
         extract_mesh(_network(), config, device=CPU, coarse_to_fine=coarse_to_fine,
                      should_cancel=should_cancel)
     assert len(checks) == 3
+
+
+def test_a_field_that_is_exactly_zero_on_nodes_still_gives_a_watertight_mesh():
+    """A sphere of radius 5 centred on a node passes exactly through 30 nodes: marching cubes
+    stacks vertices there, and the zero-area faces they leave must not break the surface."""
+    axis = np.arange(21)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    volume = (np.sqrt((x - 10) ** 2 + (y - 10) ** 2 + (z - 10) ** 2) - 5).astype(np.float32)
+    assert (volume == 0).sum() > 0
+    mesh = march_volume(volume, Grid(origin=0.0, spacing=1.0, resolution=21), 0.0)
+    assert mesh.is_watertight
+    assert mesh.area_faces.min() > 0
+    assert len(mesh.split(only_watertight=False)) == 1

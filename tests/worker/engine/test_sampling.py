@@ -95,3 +95,20 @@ def test_query_pool_is_reproducible_by_seed():
     c = sample_queries(points, config, np.random.default_rng(8))
     np.testing.assert_array_equal(a.queries, b.queries)
     assert not np.array_equal(a.queries, c.queries)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.25])
+def test_a_share_of_queries_is_drawn_far_from_the_points(share):
+    """Points on a small sphere: the far queries fill the box, the rest hug the sphere."""
+    rng = np.random.default_rng(5)
+    direction = rng.standard_normal((400, 3))
+    points = 0.1 * direction / np.linalg.norm(direction, axis=1, keepdims=True)
+    config = PreparationConfig(total_queries=8000, far_query_share=share, far_query_extent=0.5)
+    pool = sample_queries(points, config, np.random.default_rng(0))
+    radius = np.linalg.norm(pool.queries, axis=1)
+    far = np.abs(radius - 0.1) > 0.05
+    # A uniform draw in the cube [-0.5, 0.5]^3 lands within 0.05 of the sphere ~1% of the time.
+    assert far.mean() == pytest.approx(share * 0.99, abs=0.015)
+    assert np.abs(pool.queries).max() <= 0.5
+    nearest = cKDTree(points).query(pool.queries)[1]
+    np.testing.assert_allclose(pool.targets, points[nearest].astype(np.float32), atol=1e-6)

@@ -74,11 +74,17 @@ def test_plateau_stops_early_and_says_so(torus_points, tiny_config, tweak):
 
 
 def test_time_budget_stops_training(torus_points, tiny_config):
-    training = dataclasses.replace(tiny_config.training, max_iterations=10**6, time_budget_s=0.5)
+    training = dataclasses.replace(tiny_config.training, max_iterations=10**6, time_budget_s=0.5,
+                                   progress_interval_s=0.05)
     network, method = _setup(torus_points, tiny_config)
-    outcome = train(network, method, training)
+    reports = []
+    outcome = train(network, method, training, on_step=reports.append)
     assert outcome.stop_reason == "time_budget"
     assert outcome.seconds < 5
+    # Progress follows the clock, not the (unreachable) step count.
+    fractions = [report.fraction for report in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert any(0.5 < r.fraction < 1 and r.step / r.total < 0.01 for r in reports)
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():
