@@ -32,7 +32,8 @@ class PreparationConfig:
     of around the points: they pin the field far from the data, where Neural-Pull's narrow query
     band leaves it free to grow spurious sheets on sparse scans."""
     far_query_extent: float = 0.55
-    """Half-side of the cube the far queries are drawn in (the unit cube plus a margin)."""
+    """Half-side of the cube the far queries are drawn in, in units of `unit_cube_side` (the
+    normalised cube plus a margin)."""
     total_queries: int = 1_000_000
     """Target number of training queries in the pool (bounded for huge clouds)."""
     min_queries_per_point: int = 1

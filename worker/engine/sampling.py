@@ -118,7 +118,7 @@ def sample_queries(
     queries = queries.reshape(-1, 3)
     far = round(config.far_query_share * len(queries))
     if far:
-        extent = config.far_query_extent
+        extent = config.far_query_extent * config.unit_cube_side
         queries[rng.permutation(len(queries))[:far]] = rng.uniform(-extent, extent, (far, 3))
     _, target_index = tree.query(queries, k=1, workers=workers)
     target_sigma = _sigma_of(tree, points, target_index, centre_index, sigma_centres, config)
