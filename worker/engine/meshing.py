@@ -184,10 +184,8 @@ def _cell_of(nodes: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def _nodes_in_cells(cells: np.ndarray, nodes: np.ndarray, finer: np.ndarray) -> np.ndarray:
     """Mask over the `finer` lattice of the nodes lying in (or on the boundary of) `cells`."""
     cell = _cell_of(nodes, finer)
-    # A node on a cell boundary also belongs to the cell before it.
-    on_boundary = np.isin(finer, nodes) & (finer > 0)
-    previous = np.where(on_boundary, np.maximum(cell - 1, 0), cell)
-    previous = np.where(on_boundary & (finer == nodes[-1]), cell, previous)
+    # A node on a cell boundary also belongs to the cell just before it (ends clamp to themselves).
+    previous = _cell_of(nodes, finer - 0.5)
     mask = np.zeros((len(finer),) * 3, dtype=bool)
     for ax in (cell, previous):
         for ay in (cell, previous):

@@ -142,8 +142,8 @@ class _Run:
         self.seconds["mesh"] = time.perf_counter() - t0
         self._emit("metrics", 0, 1)
         t0 = time.perf_counter()
-        metrics = self._metrics(mesh, cloud, ground_truth, outcome, prepared)
-        metrics["run"]["specks_removed"] = extracted.specks_removed
+        metrics = self._metrics(mesh, cloud, ground_truth, outcome, prepared,
+                                extracted.specks_removed)
         self._emit("metrics", 1, 1)
         warnings = prepared.warnings
         if not extracted.watertight:
@@ -156,7 +156,8 @@ class _Run:
         draws = torch.Generator(device=self.device).manual_seed(self.config.seed)
         return network, method_class(self.config, data, self.device, draws)
 
-    def _metrics(self, mesh, cloud, ground_truth, outcome: TrainingOutcome, prepared) -> dict:
+    def _metrics(self, mesh, cloud, ground_truth, outcome: TrainingOutcome, prepared,
+                 specks_removed: int) -> dict:
         result: dict[str, Any] = {
             "fit_to_input": engine_metrics.fit_to_input_metrics(mesh, cloud.points),
             "mesh": engine_metrics.mesh_facts(mesh),
@@ -166,10 +167,11 @@ class _Run:
                 mesh, ground_truth, n_samples=self.config.metrics_samples, seed=self.config.seed
             )
         self.seconds["metrics"] = time.perf_counter() - self.start - sum(self.seconds.values())
-        result["run"] = self._run_facts(outcome, prepared)
+        result["run"] = self._run_facts(outcome, prepared, specks_removed)
         return result
 
-    def _run_facts(self, outcome: TrainingOutcome, prepared: _Prepared) -> dict:
+    def _run_facts(self, outcome: TrainingOutcome, prepared: _Prepared,
+                   specks_removed: int) -> dict:
         config = self.config
         pool = prepared.data.pool
         return {
@@ -185,5 +187,6 @@ class _Run:
             "stop_reason": outcome.stop_reason,
             "resolution": config.meshing.resolution,
             "points": int(len(prepared.data.points)),
+            "specks_removed": specks_removed,
             "queries": int(len(pool.queries)) if pool is not None else 0,
         }

@@ -61,6 +61,8 @@ def test_metrics_layout_and_progress_stages(torus_points, tiny_config, tweak):
     assert run["iterations"] == 50 and run["stop_reason"] == "max_iterations"
     assert set(run["seconds_by_stage"]) == {"prepare", "train", "mesh", "metrics"}
     assert run["method"] == "nap" and run["device"] == "cpu" and run["points"] == 1500
+    # A torus fit is one closed piece: nothing to drop, and the count says so.
+    assert run["specks_removed"] == 0 and metrics["mesh"]["components"] == 1
     assert {"cd1_x100", "cd2_x100", "nc", "fscore_0.01"} <= set(metrics["ground_truth"])
     assert run["seconds_total"] >= sum(run["seconds_by_stage"].values()) - 1e-6
 
