@@ -90,14 +90,28 @@ def runs_table(rows: list[RunRow]) -> list[str]:
     return lines
 
 
+def _load_line(loads: list[float], cores: int) -> str:
+    """The load seen at the end of the runs, and whether it means the cores were shared.
+
+    A benchmark keeps `cores` threads busy itself, so a load up to about the core count is a quiet
+    machine; only clearly above it did other work compete for the cores.
+    """
+    if not loads:
+        return "- Load not recorded: other processes may have shared these cores."
+    text = (f"- 1-minute load average at the end of each run: min {loads[0]:.1f}, median "
+            f"{loads[len(loads) // 2]:.1f}, max {loads[-1]:.1f} ({cores} cores, which the "
+            "benchmark's own threads fill).")
+    if loads[len(loads) // 2] > cores + 0.5:
+        return text + " Other processes shared these cores, so timings are pessimistic."
+    return text + " No other work competed for the cores."
+
+
 def machine_lines(hardware: dict | None, rows: list[RunRow]) -> list[str]:
     """Where and under what load the numbers were taken."""
     if not hardware:
         return ["Machine: not recorded (run `python -m bench` to measure it)."]
     rates = ", ".join(f"{m['m']}x{m['k']}x{m['n']}: {m['gflops']:.0f}" for m in hardware["matmul"])
     loads = sorted(r.load_average[0] for r in rows if r.load_average)
-    load_text = (f"1-minute load average at the end of each run: min {loads[0]:.1f}, median "
-                 f"{loads[len(loads) // 2]:.1f}, max {loads[-1]:.1f}" if loads else "")
     return [
         f"- Machine: {hardware['cpu_model']}, {hardware['usable_cpus']} usable cores "
         f"({hardware['logical_cpus']} logical), torch {hardware['torch_version']} "
@@ -105,11 +119,10 @@ def machine_lines(hardware: dict | None, rows: list[RunRow]) -> list[str]:
         f"device {hardware['device']}.",
         f"- Measured fp32 matmul rate (GFLOP/s) in this run: {rates}; FLOP utilisation below "
         f"uses the best, {hardware['matmul_gflops_best']:.0f} GFLOP/s. bf16 at the training "
-        f"shape: {hardware.get('matmul_gflops_bf16_training', float('nan')):.0f} GFLOP/s (the "
-        "fast and balanced presets autocast to bf16 on CPUs with AMX, so their utilisation "
-        "against the fp32 rate can exceed what fp32 allows).",
-        f"- {load_text}. Other processes shared these cores, so timings are pessimistic."
-        if load_text else "- Other processes may have shared these cores.",
+        f"shape: {hardware.get('matmul_gflops_bf16_training', float('nan')):.0f} GFLOP/s. The "
+        "presets autocast to bf16 on CPUs with bf16 instructions (AMX, AVX-512 BF16), so "
+        "there a row's utilisation against the fp32 rate can exceed what fp32 allows.",
+        _load_line(loads, hardware["usable_cpus"]),
     ]
 
 
@@ -145,9 +158,12 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
     lines += ["## Medians over seeds", "",
               "CD1/CD2 x100 in the unit-cube frame (DESIGN.md section 4, 100k samples per side); "
               "seconds = the reconstruction's wall time, ground-truth evaluation excluded; "
-              "budget = training-time cap (the paper preset on CPU is capped, stop reason "
-              "`time_budget`); FLOP util = analytic training FLOPs x it/s / fp32 matmul rate "
-              "measured in the same invocation (the latest one for rows that predate that field).",
+              "budget = training-time cap asked for (- = the preset's own: 35 s `fast`, 120 s "
+              "`balanced` for up to 1,000 points, grown by the cube root of the point count up "
+              "to 3x, so 95 s and 326 s on the 20,000-point `dense`; the paper preset on CPU is "
+              "capped, stop reason `time_budget`); FLOP util = analytic training FLOPs x it/s / "
+              "fp32 matmul rate measured in the same invocation (the latest one for rows that "
+              "predate that field).",
               "", *summary_table(groups, gflops), ""]
     if plot_name:
         lines += [f"![CD1 x100 against wall time]({plot_name})", ""]

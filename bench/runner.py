@@ -128,7 +128,6 @@ def run_neural(spec: RunSpec, data_dir: Path, device: str) -> RunRow:
     facts["network"] = f"{config.network.hidden_layers}x{config.network.hidden_width}"
     facts["batch_size"] = config.training.batch_size
     facts["matmul_precision"] = config.training.matmul_precision
-    facts["time_budget_s"] = config.training.time_budget_s
     facts["warnings"] = result.warnings
     return RunRow(
         spec=spec, status="ok", wall_s=wall, iterations=facts["iterations"],

@@ -1,8 +1,9 @@
 """Step-speed, meshing and memory microbenchmarks.
 
-- Steps: Neural-Pull and NAP training steps at the paper network and batch (8x256, 5000), timed in
-  alternating rounds in one process so both see the same machine load; their ratio; counted and
-  analytic FLOPs per step; FLOP utilisation against the matmul rate measured in the same run.
+- Steps: Neural-Pull and NAP training steps at the paper network and batch (8x256, 5000), in fp32
+  and at the preset's precision (bf16 on CPUs with bf16 instructions), timed in alternating rounds
+  in one process so all see the same machine load; their ratio; counted and analytic FLOPs per
+  step; fp32 FLOP utilisation against the fp32 matmul rate measured in the same run.
 - Meshing: the same fitted network meshed at 256^3 densely and coarse-to-fine: speed ratio, network
   evaluations, and the Hausdorff distance between the two meshes' vertex sets over the bbox
   diagonal.
@@ -57,10 +58,13 @@ def _synthetic_method(name: str, config, device: str):
     return _method_for_data(name, config, data, device)
 
 
-def _step_config(name: str, device: str):
+def _step_config(name: str, precision: str, device: str):
     from worker.engine.presets import build_config
 
     config = build_config(name, STEP_PRESET, device=device, seed=0)
+    # Every timed step at one precision: no fp32 polishing tail inside a round.
+    config = dataclasses.replace(config, training=dataclasses.replace(
+        config.training, matmul_precision=precision, full_precision_tail=0.0))
     if name == "nap":
         # Time the adversarial step itself, never a Neural-Pull warm-up step.
         config = dataclasses.replace(
@@ -79,48 +83,61 @@ def _timed_round(network, method, config, seconds: float) -> float:
 
 def step_speeds(device: str, gflops: float, seconds: float = STEP_SECONDS,
                 rounds: int = STEP_ROUNDS) -> dict:
-    """it/s of Neural-Pull and NAP at the paper network and batch, their ratio and utilisation."""
+    """it/s of Neural-Pull and NAP at the paper network and batch, their ratio and utilisation.
+
+    Timed in fp32 and, where the preset trains in bf16 on this machine, in bf16 too; the
+    utilisation is the fp32 step against the fp32 matmul rate, so it never counts bf16's speed.
+    """
     from worker.engine.model import SdfNetwork
+    from worker.engine.presets import build_config
     from worker.engine.training import train
 
-    names = ("neural-pull", "nap")
-    configs = {name: _step_config(name, device) for name in names}
+    preset_precision = build_config("neural-pull", STEP_PRESET,
+                                    device=device).training.matmul_precision
+    variants = [(name, precision) for precision in dict.fromkeys(("fp32", preset_precision))
+                for name in ("neural-pull", "nap")]
+    configs = {variant: _step_config(*variant, device) for variant in variants}
     threads = torch.get_num_threads()
-    torch.set_num_threads(configs["nap"].training.num_threads or threads)
+    torch.set_num_threads(configs[variants[0]].training.num_threads or threads)
     try:
         parts = {}
-        for name in names:
-            network = SdfNetwork(configs[name].network).to(device)
-            method = _synthetic_method(name, configs[name], device)
-            warm = dataclasses.replace(configs[name].training, max_iterations=WARMUP_STEPS,
+        for variant in variants:
+            network = SdfNetwork(configs[variant].network).to(device)
+            method = _synthetic_method(variant[0], configs[variant], device)
+            warm = dataclasses.replace(configs[variant].training, max_iterations=WARMUP_STEPS,
                                        time_budget_s=None, plateau_window=0)
             train(network, method, warm)
-            parts[name] = (network, method, [])
+            parts[variant] = (network, method, [])
         for _ in range(rounds):
-            for name in names:
-                network, method, speeds = parts[name]
-                speeds.append(_timed_round(network, method, configs[name], seconds))
-        return _step_summary(parts, configs, gflops)
+            for variant in variants:
+                network, method, speeds = parts[variant]
+                speeds.append(_timed_round(network, method, configs[variant], seconds))
+        return _step_summary(parts, configs, gflops, preset_precision)
     finally:
         torch.set_num_threads(threads)
 
 
-def _step_summary(parts: dict, configs: dict, gflops: float) -> dict:
-    out: dict = {"network": "8x256", "batch": configs["nap"].training.batch_size,
-                 "threads": torch.get_num_threads()}
-    for name, (network, method, speeds) in parts.items():
-        config = configs[name]
+def _step_summary(parts: dict, configs: dict, gflops: float, preset_precision: str) -> dict:
+    """`{method}_it_s` at the preset's precision (what a job runs), `_fp32` keys for fp32."""
+    batch = next(iter(configs.values())).training.batch_size
+    out: dict = {"network": "8x256", "batch": batch, "threads": torch.get_num_threads(),
+                 "precision": preset_precision}
+    for (name, precision), (network, method, speeds) in parts.items():
         adversarial = getattr(method, "adversarial_count", 0)
-        analytic = analytic_step_flops(layer_shapes_of(network), config.training.batch_size,
-                                       adversarial)
+        analytic = analytic_step_flops(layer_shapes_of(network), batch, adversarial)
         counted = counted_step_flops(method, network)
         rate = float(np.median(speeds))
-        out[f"{name}_it_s"] = rate
-        out[f"{name}_rounds_it_s"] = [round(s, 3) for s in speeds]
+        key = f"{name}_{precision}"
+        out[f"{key}_it_s"] = rate
+        out[f"{key}_rounds_it_s"] = [round(s, 3) for s in speeds]
         out[f"{name}_gflop_per_step_analytic"] = analytic / 1e9
         out[f"{name}_gflop_per_step_counted"] = counted / 1e9
-        out[f"{name}_utilisation"] = counted * rate / (gflops * 1e9)
+        if precision == "fp32":
+            out[f"{name}_utilisation"] = counted * rate / (gflops * 1e9)
+        if precision == preset_precision:
+            out[f"{name}_it_s"] = rate
     out["nap_cost_ratio"] = out["neural-pull_it_s"] / out["nap_it_s"]
+    out["nap_cost_ratio_fp32"] = out["neural-pull_fp32_it_s"] / out["nap_fp32_it_s"]
     return out
 
 

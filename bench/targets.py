@@ -106,12 +106,21 @@ def _equal_time(groups: list[Group]) -> Check:
     return Check(name, _verdict(wins == len(pairs)), f"{wins}/{len(pairs)} budgets: {detail}")
 
 
+def _precision_note(step: dict) -> str:
+    """Which precision the step rate is at, with the fp32 rate beside a bf16 one."""
+    precision = step.get("precision", "fp32")
+    if precision == "fp32" or "neural-pull_fp32_it_s" not in step:
+        return precision
+    return f"{precision}; fp32 {step['neural-pull_fp32_it_s']:.2f} it/s"
+
+
 def _speed(speed: dict | None) -> list[Check]:
     s = speed or {}
     step, mesh, memory = s.get("steps", {}), s.get("meshing", {}), s.get("memory", {})
     rules: list[tuple[str, Any, Callable[[Any], bool], str]] = [
         ("neural-pull step at 8x256, batch 5000 >= 6 it/s", step.get("neural-pull_it_s"),
-         lambda v: v >= NP_MIN_STEPS_PER_S, "{:.2f} it/s"),
+         lambda v: v >= NP_MIN_STEPS_PER_S,
+         "{:.2f} it/s (" + _precision_note(step) + ")"),
         ("NAP step costs <= 2.5x the neural-pull step", step.get("nap_cost_ratio"),
          lambda v: v <= NAP_MAX_STEP_COST, "{:.2f}x"),
         ("training FLOP utilisation >= 40% of measured fp32 matmul rate",

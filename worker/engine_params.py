@@ -48,7 +48,8 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
     -------
     ReconstructionConfig
         The preset's config with the client's seed, resolution and iteration cap, the worker's
-        device, and a training time budget no longer than the time limit allows.
+        device, and a training time budget (grown for large clouds too) no longer than the time
+        limit allows.
     """
     from worker.engine import build_config
 
@@ -65,6 +66,7 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
     training = dataclasses.replace(
         config.training,
         time_budget_s=cap if budget is None else min(budget, cap),
+        max_time_budget_s=cap,
         num_threads=cpu_threads_per_job(settings) if config.device == "cpu" else None,
     )
     return dataclasses.replace(config, training=training)

@@ -113,17 +113,35 @@ def test_analytic_flops_match_torch_flop_counter():
     assert torch.get_num_threads() >= 1
 
 
+def test_step_speeds_time_fp32_and_the_presets_bf16(tmp_path, monkeypatch):
+    from bench.speed import step_speeds
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu avx512f avx512_bf16\n")
+    monkeypatch.setattr("worker.engine.presets.CPU_FLAGS_FILE", cpuinfo)
+    steps = step_speeds("cpu", gflops=100.0, seconds=0.2, rounds=1)
+    assert steps["precision"] == "bf16"
+    for name in ("neural-pull", "nap"):
+        assert steps[f"{name}_it_s"] == steps[f"{name}_bf16_it_s"] > 0
+        assert steps[f"{name}_fp32_it_s"] > 0
+        assert math.isclose(steps[f"{name}_utilisation"], steps[f"{name}_fp32_it_s"]
+                            * steps[f"{name}_gflop_per_step_counted"] / 100.0)
+    assert steps["nap_cost_ratio"] == steps["neural-pull_it_s"] / steps["nap_it_s"]
+
+
 def test_matmul_rate_is_measured():
     rate = time_matmul(64, 64, 64)
     assert rate.gflops > 0 and (rate.m, rate.k, rate.n) == (64, 64, 64)
 
 
 def test_report_checks_targets_from_speed_results():
-    speed = {"steps": {"neural-pull_it_s": 7.0, "nap_cost_ratio": 3.0},
+    speed = {"steps": {"neural-pull_it_s": 7.0, "nap_cost_ratio": 3.0, "precision": "bf16",
+                       "neural-pull_fp32_it_s": 3.9},
              "meshing": {"speedup": 9.0, "hausdorff_rel": 0.0}, "memory": {"peak_gib": 1.0}}
     text = build_report([], None, speed, plot_name=None)
     lines = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines()}
-    assert "| pass |" in lines["neural-pull step at 8x256, batch 5000 >= 6 it/s"]
+    assert "| pass | 7.00 it/s (bf16; fp32 3.90 it/s)" in lines[
+        "neural-pull step at 8x256, batch 5000 >= 6 it/s"]
     assert "| FAIL |" in lines["NAP step costs <= 2.5x the neural-pull step"]
     assert json.dumps(speed)  # the speed section is plain JSON data
     assert bench_case(DEFAULT_DATA_DIR, "dense").points_path.is_file()
@@ -138,3 +156,11 @@ def test_side_runs_never_overwrite_the_published_report(tmp_path):
     assert parse_options(["--quick"]).report_dir == DEFAULT_OUT
     explicit = ["--report-only", "--out", str(tmp_path), "--report-dir", "bench"]
     assert parse_options(explicit).report_dir == Path("bench")
+
+
+def test_load_line_tells_a_quiet_machine_from_a_shared_one():
+    from bench.report import _load_line
+
+    assert "No other work competed" in _load_line([1.6, 2.0, 2.3], cores=2)
+    assert "Other processes shared" in _load_line([2.9, 3.4, 4.0], cores=2)
+    assert "may have shared" in _load_line([], cores=2)

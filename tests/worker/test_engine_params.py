@@ -22,6 +22,8 @@ def test_training_never_outlives_the_soft_time_limit() -> None:
     fast = engine_config_for(ReconstructionParams(preset="fast"), settings)
     assert paper.training.time_budget_s == training_time_cap_s(settings) == 30.0
     assert fast.training.time_budget_s is not None and fast.training.time_budget_s <= 30.0
+    # Budgets grown for large clouds stop at the same ceiling.
+    assert paper.training.max_time_budget_s == fast.training.max_time_budget_s == 30.0
 
 
 def test_concurrent_jobs_share_the_cores() -> None:

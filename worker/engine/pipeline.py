@@ -8,7 +8,7 @@ the torch thread count is restored on exit.
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from worker.engine.model import SdfNetwork
 from worker.engine.normalization import UnitCubeTransform, fit_unit_cube
 from worker.engine.pointcloud import PointCloud
 from worker.engine.sampling import deduplicate, sample_queries
-from worker.engine.training import StepReport, TrainingOutcome, train
+from worker.engine.training import StepReport, TrainingOutcome, time_budget_for, train
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,7 @@ class _Run:
         self.seconds: dict[str, float] = {}
         self.start = time.perf_counter()
         self.device = torch.device(config.device)
+        self.time_budget_s: float | None = None
 
     def _emit(self, stage: str, step: int, total: int, loss: float | None = None,
               fraction: float | None = None) -> None:
@@ -129,8 +130,12 @@ class _Run:
             self._emit("train", report.step, report.total, report.loss, report.fraction)
 
         t0 = time.perf_counter()
-        outcome = train(network, method, self.config.training, on_step=on_step,
-                        should_cancel=should_cancel)
+        training = replace(
+            self.config.training,
+            time_budget_s=time_budget_for(self.config.training, len(prepared.data.points)),
+        )
+        outcome = train(network, method, training, on_step=on_step, should_cancel=should_cancel)
+        self.time_budget_s = training.time_budget_s
         self.seconds["train"] = time.perf_counter() - t0
         self._emit("mesh", 0, 1)
         t0 = time.perf_counter()
@@ -185,6 +190,7 @@ class _Run:
             "seconds_by_stage": dict(self.seconds),
             "final_losses": outcome.final_losses,
             "stop_reason": outcome.stop_reason,
+            "time_budget_s": self.time_budget_s,
             "resolution": config.meshing.resolution,
             "points": int(len(prepared.data.points)),
             "specks_removed": specks_removed,

@@ -8,8 +8,12 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
 - on noisy sparse scans a 4x128 network beat 6x128 at equal time (the larger one fits the noise),
   a larger batch helped `balanced` (0.518 at 5000 vs 0.53 at 2000), longer runs did not;
 - a wider query spread, a larger adversarial radius and a full adversarial batch were all worse;
-- bf16 matmuls with an fp32 tail (CPUs with AMX) did not change CD1.
-`paper` is the published Neural-Pull/NAP setting, sampler included.
+- a larger cloud needs more steps: `fast` on 20,000 noisy points reached CD1 x100 0.37 in 35 s and
+  0.31 in 90 s, so budgets grow with the cube root of the point count, up to 3x;
+- bf16 matmuls with an fp32 tail did not change CD1; where the CPU has bf16 matrix instructions
+  (AMX, or AVX-512 BF16 as on AMD Zen 4) they run 2-3x the fp32 rate, so every CPU preset,
+  `paper` included, uses them there.
+`paper` is the published Neural-Pull/NAP setting, sampler included (fp32 on CUDA, as published).
 """
 
 import dataclasses
@@ -33,7 +37,10 @@ from worker.engine.methods import get_method
 PRESETS = ("fast", "balanced", "paper", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 CPU_FLAGS_FILE = Path("/proc/cpuinfo")
-"""Where Linux lists CPU features (used to detect AMX bf16 matrix units)."""
+"""Where Linux lists CPU features (used to detect bf16 matrix instructions)."""
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+"""CPU features with which bf16 matmuls run well above the fp32 rate (AMX tiles, AVX-512 BF16
+dot products); plain AVX-512 CPUs emulate bf16 and are slower than fp32."""
 
 _NETWORKS = {
     "fast": NetworkConfig(hidden_layers=4, hidden_width=128, skip_layers=(2,)),
@@ -43,11 +50,13 @@ _NETWORKS = {
 _TRAINING = {
     "fast": TrainingConfig(
         max_iterations=3000, batch_size=2000, learning_rate=3e-3, warmup_iterations=100,
-        time_budget_s=35.0, plateau_window=250, plateau_min_iterations=1500,
+        time_budget_s=35.0, budget_growth_cap=3.0, plateau_window=250,
+        plateau_min_iterations=1500,
     ),
     "balanced": TrainingConfig(
         max_iterations=20_000, batch_size=5000, learning_rate=3e-3, warmup_iterations=200,
-        time_budget_s=120.0, plateau_window=500, plateau_min_iterations=4000,
+        time_budget_s=120.0, budget_growth_cap=3.0, plateau_window=500,
+        plateau_min_iterations=4000,
     ),
     "paper": TrainingConfig(max_iterations=40_000, batch_size=5000, warmup_iterations=1000),
 }
@@ -80,13 +89,23 @@ def resolve_device(device: str) -> str:
 
 
 def fast_bf16(device: str) -> bool:
-    """True when bf16 matmuls are much faster than fp32 here (AMX on CPU, bf16 tensor cores)."""
+    """True when bf16 matmuls are much faster than fp32 here (bf16 CPU instructions, tensor cores).
+
+    A feature check, not a timing, so the choice (and with it the mesh for a seed) never flips
+    between runs on the same machine.
+    """
     if device == "cuda":
         return torch.cuda.is_bf16_supported()
     try:
-        return " amx_bf16" in CPU_FLAGS_FILE.read_text()
+        flags = set(CPU_FLAGS_FILE.read_text().split())
     except OSError:
         return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def _uses_bf16(preset: str, device: str) -> bool:
+    """bf16 where it is fast, except `paper` on CUDA, which keeps the published fp32 setting."""
+    return fast_bf16(device) and not (preset == "paper" and device == "cuda")
 
 
 def _cpu_count() -> int:
@@ -129,13 +148,13 @@ def build_config(
     network = dataclasses.replace(_NETWORKS[concrete], activation=method_class.activation)
     training = dataclasses.replace(
         _TRAINING[concrete],
-        matmul_precision="bf16" if concrete != "paper" and fast_bf16(device) else "fp32",
+        matmul_precision="bf16" if _uses_bf16(concrete, device) else "fp32",
         num_threads=_cpu_count() if device == "cpu" else None,
     )
     if max_iterations is not None:
         training = dataclasses.replace(training, max_iterations=max_iterations)
-    if time_budget_s is not None:
-        training = dataclasses.replace(training, time_budget_s=time_budget_s)
+    if time_budget_s is not None:  # a budget asked for is kept exactly, whatever the cloud size
+        training = dataclasses.replace(training, time_budget_s=time_budget_s, budget_growth_cap=1.0)
     meshing = _MESHING[concrete]
     if resolution is not None:
         meshing = dataclasses.replace(meshing, resolution=resolution)

@@ -137,6 +137,17 @@ def train(
     return TrainingOutcome(step, stop_reason, recent, seconds)
 
 
+def time_budget_for(config: TrainingConfig, points: int) -> float | None:
+    """The training time budget for a cloud of `points` points (see budget_growth_cap)."""
+    if config.time_budget_s is None:
+        return None
+    growth = (max(points, 1) / config.budget_reference_points) ** (1 / 3)
+    budget = config.time_budget_s * min(max(growth, 1.0), config.budget_growth_cap)
+    if config.max_time_budget_s is not None:
+        budget = min(budget, config.max_time_budget_s)
+    return budget
+
+
 class _Loop:
     """Optimiser, precision switch and bookkeeping of one training run."""
 

@@ -59,12 +59,22 @@ def test_metrics_layout_and_progress_stages(torus_points, tiny_config, tweak):
     assert set(metrics) == {"fit_to_input", "mesh", "run", "ground_truth"}
     run = metrics["run"]
     assert run["iterations"] == 50 and run["stop_reason"] == "max_iterations"
+    assert run["time_budget_s"] is None
     assert set(run["seconds_by_stage"]) == {"prepare", "train", "mesh", "metrics"}
     assert run["method"] == "nap" and run["device"] == "cpu" and run["points"] == 1500
     # A torus fit is one closed piece: nothing to drop, and the count says so.
     assert run["specks_removed"] == 0 and metrics["mesh"]["components"] == 1
     assert {"cd1_x100", "cd2_x100", "nc", "fscore_0.01"} <= set(metrics["ground_truth"])
     assert run["seconds_total"] >= sum(run["seconds_by_stage"].values()) - 1e-6
+
+
+def test_a_larger_cloud_gets_a_larger_time_budget(torus_points, tiny_config, tweak):
+    config = tweak(tiny_config, meshing={"resolution": 32}, training={
+        "max_iterations": 20, "time_budget_s": 100.0, "budget_reference_points": 500,
+        "budget_growth_cap": 3.0})
+    run = reconstruct(torus_points, config).metrics["run"]
+    assert run["points"] == 1500 and run["iterations"] == 20
+    assert run["time_budget_s"] == pytest.approx(100.0 * 3 ** (1 / 3))
 
 
 def test_cancellation_raises(torus_points, tiny_config):

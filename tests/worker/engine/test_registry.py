@@ -57,5 +57,30 @@ def test_paper_preset_is_the_published_setting():
     assert config.method_config.rho_factor == 0.01
 
 
+def test_an_explicit_time_budget_is_kept_whatever_the_cloud_size():
+    assert build_config("nap", "fast", device="cpu").training.budget_growth_cap > 1.0
+    explicit = build_config("nap", "fast", device="cpu", time_budget_s=20.0).training
+    assert (explicit.time_budget_s, explicit.budget_growth_cap) == (20.0, 1.0)
+
+
 def test_auto_is_balanced_on_cpu():
     assert build_config("nap", "auto", device="cpu").preset == "balanced"
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ("fpu sse2 avx2 avx512f avx512bw", "fp32"),  # AVX-512 without BF16 emulates bf16: slower
+    ("fpu sse2 avx512f avx512_bf16 avx512_vnni", "bf16"),  # AMD Zen 4, Intel Cooper Lake
+    ("fpu sse2 avx512f amx_bf16 amx_tile", "bf16"),  # Intel Sapphire Rapids
+])
+@pytest.mark.parametrize("preset", ["fast", "balanced", "paper"])
+def test_cpu_presets_use_bf16_only_with_bf16_instructions(tmp_path, monkeypatch, flags, expected,
+                                                          preset):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr("worker.engine.presets.CPU_FLAGS_FILE", cpuinfo)
+    assert build_config("nap", preset, device="cpu").training.matmul_precision == expected
+
+
+def test_unreadable_cpu_flags_fall_back_to_fp32(tmp_path, monkeypatch):
+    monkeypatch.setattr("worker.engine.presets.CPU_FLAGS_FILE", tmp_path / "missing")
+    assert build_config("nap", "fast", device="cpu").training.matmul_precision == "fp32"

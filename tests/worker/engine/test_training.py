@@ -11,7 +11,7 @@ from worker.engine.errors import Diverged, ReconstructionCanceled
 from worker.engine.methods import TrainingData, get_method
 from worker.engine.model import SdfNetwork
 from worker.engine.sampling import QueryPool, sample_queries
-from worker.engine.training import learning_rate, train
+from worker.engine.training import learning_rate, time_budget_for, train
 
 
 def _setup(cloud, config, pool: QueryPool | None = None):
@@ -104,3 +104,17 @@ def test_same_seed_same_weights(torus_points, tiny_config, tweak):
         train(network, method, config.training)
         results.append(torch.cat([p.detach().flatten() for p in network.parameters()]))
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
+
+
+def test_time_budget_grows_with_the_cube_root_of_the_cloud_size_up_to_the_caps():
+    config = TrainingConfig(time_budget_s=30.0, budget_reference_points=1000,
+                            budget_growth_cap=3.0)
+    assert time_budget_for(config, 10) == 30.0  # small clouds never shrink the budget
+    assert time_budget_for(config, 1000) == 30.0
+    assert time_budget_for(config, 8000) == pytest.approx(60.0)
+    assert time_budget_for(config, 1_000_000) == pytest.approx(90.0)  # growth cap
+    ceiling = dataclasses.replace(config, max_time_budget_s=45.0)
+    assert time_budget_for(ceiling, 8000) == 45.0  # the job's time limit wins
+    fixed = dataclasses.replace(config, budget_growth_cap=1.0)
+    assert time_budget_for(fixed, 8000) == 30.0
+    assert time_budget_for(TrainingConfig(time_budget_s=None), 8000) is None
