@@ -9,7 +9,7 @@ from scipy.spatial import cKDTree
 
 from worker.engine.config import MeshingConfig, NetworkConfig
 from worker.engine.errors import EmptySurface, ReconstructionCanceled
-from worker.engine.meshing import Grid, extract_mesh, march_volume
+from worker.engine.meshing import Grid, extract_mesh, march_volume, padded_grid
 from worker.engine.model import SdfNetwork
 
 CPU = torch.device("cpu")
@@ -103,3 +103,37 @@ def test_a_field_that_is_exactly_zero_on_nodes_still_gives_a_watertight_mesh():
     assert mesh.is_watertight
     assert mesh.area_faces.min() > 0
     assert len(mesh.split(only_watertight=False)) == 1
+
+
+class _SteepSphereAndBlob(torch.nn.Module):
+    """1.5 x the distance to a bumpy sphere and to a small ball: gradient norms up to 2, the most
+    the default refinement band is meant to cover. The ball sits at the centre of one coarse cell
+    of the test grid, with every corner of that cell outside it."""
+
+    def __init__(self, blob_centre: float, blob_radius: float) -> None:
+        super().__init__()
+        self.centre, self.radius = blob_centre, blob_radius
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        bumps = 0.015 * torch.sin(15 * points[:, 0]) * torch.sin(15 * points[:, 1])
+        sphere = points.norm(dim=1) - 0.3 - bumps
+        blob = (points - self.centre).norm(dim=1) - self.radius
+        return 1.5 * torch.minimum(sphere, blob)
+
+
+@pytest.mark.parametrize(("band_cells", "same_surface"), [(1.0, True), (0.2, False)])
+def test_coarse_to_fine_keeps_every_piece_of_a_field_steeper_than_a_distance(band_cells,
+                                                                             same_surface):
+    config = MeshingConfig(resolution=129, coarse_factor=16, chunk_points=50_000,
+                           band_cells=band_cells)
+    grid = padded_grid(config, 1.0, config.resolution)
+    coarse_cell = 16 * grid.spacing
+    network = _SteepSphereAndBlob(blob_centre=grid.origin + (6 * 16 + 8) * grid.spacing,
+                                  blob_radius=0.25 * np.sqrt(3) * coarse_cell)
+    dense = extract_mesh(network, config, device=CPU, coarse_to_fine=False)
+    sparse = extract_mesh(network, config, device=CPU, coarse_to_fine=True)
+    assert sparse.evaluated_points < 0.15 * dense.evaluated_points
+    assert (len(sparse.mesh.faces) == len(dense.mesh.faces)) is same_surface
+    if same_surface:  # a band below half a diagonal loses the ball; the default keeps it
+        distance, _ = cKDTree(dense.mesh.vertices).query(sparse.mesh.vertices)
+        assert distance.max() < 1e-6
