@@ -161,8 +161,8 @@ class _SparseField:
         if not settled.any():
             return
         cell = _cell_of(nodes, np.arange(self.grid.resolution))
-        mask = settled[np.ix_(cell, cell, cell)] & ~self.evaluated
-        self.volume[mask] = value[np.ix_(cell, cell, cell)][mask]
+        mask = _expand(settled, (cell,)) & ~self.evaluated
+        self.volume[mask] = _expand(value, (cell,))[mask]
 
 
 def _lattice(r: int, stride: int) -> np.ndarray:
@@ -181,23 +181,29 @@ def _cell_of(nodes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(nodes, positions, side="right") - 1, 0, len(nodes) - 2)
 
 
+def _expand(cells: np.ndarray, indices: tuple[np.ndarray, ...]) -> np.ndarray:
+    """out[i, j, k] = OR (or the value, for one index array) of cells[a[i], b[j], c[k]] over the
+    index arrays a, b, c in `indices`, one axis at a time: OR distributes over the axes, so only
+    the last step touches a full-size array (an np.ix_ per combination would touch 8)."""
+    out = cells
+    for axis in range(3):
+        taken = [np.take(out, index, axis=axis) for index in indices]
+        out = np.logical_or.reduce(taken) if len(taken) > 1 else taken[0]
+    return out
+
+
 def _nodes_in_cells(cells: np.ndarray, nodes: np.ndarray, finer: np.ndarray) -> np.ndarray:
     """Mask over the `finer` lattice of the nodes lying in (or on the boundary of) `cells`."""
     cell = _cell_of(nodes, finer)
     # A node on a cell boundary also belongs to the cell just before it (ends clamp to themselves).
     previous = _cell_of(nodes, finer - 0.5)
-    mask = np.zeros((len(finer),) * 3, dtype=bool)
-    for ax in (cell, previous):
-        for ay in (cell, previous):
-            for az in (cell, previous):
-                mask |= cells[np.ix_(ax, ay, az)]
-    return mask
+    return _expand(cells, (cell, previous))
 
 
 def _children_of(cells: np.ndarray, nodes: np.ndarray, finer: np.ndarray) -> np.ndarray:
     """Mask over the `finer` lattice's cells of those inside one of `cells`."""
     parent = _cell_of(nodes, finer[:-1])
-    return cells[np.ix_(parent, parent, parent)]
+    return _expand(cells, (parent,))
 
 
 def extract_mesh(

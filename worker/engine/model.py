@@ -75,7 +75,9 @@ class SdfNetwork(nn.Module):
 
     def _activate(self, z: torch.Tensor, with_derivative: bool):
         if self.config.activation == "relu":
-            h = torch.relu(z)
+            # In place when nothing will differentiate through it (meshing): no new buffer per
+            # layer, which is a tenth of a grid evaluation's time.
+            h = torch.relu(z) if torch.is_grad_enabled() else torch.relu_(z)
             # ReLU's derivative is applied with threshold_backward on h itself (see _backward).
             return h, h if with_derivative else None
         beta = self.config.softplus_beta
