@@ -182,9 +182,12 @@ def _cell_of(nodes: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 
 def _expand(cells: np.ndarray, indices: tuple[np.ndarray, ...]) -> np.ndarray:
-    """out[i, j, k] = OR (or the value, for one index array) of cells[a[i], b[j], c[k]] over the
-    index arrays a, b, c in `indices`, one axis at a time: OR distributes over the axes, so only
-    the last step touches a full-size array (an np.ix_ per combination would touch 8)."""
+    """out[i, j, k] = OR of cells[a[i], b[j], c[k]] over every choice of a, b, c from `indices`;
+    with one index array simply cells[a[i], a[j], a[k]] (values too, not only masks).
+
+    Taken one axis at a time (OR distributes over the axes), so only the last step makes a
+    full-size array, where an np.ix_ per combination would make eight.
+    """
     out = cells
     for axis in range(3):
         taken = [np.take(out, index, axis=axis) for index in indices]
