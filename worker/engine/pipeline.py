@@ -110,7 +110,6 @@ class _Run:
         self.seconds: dict[str, float] = {}
         self.start = time.perf_counter()
         self.device = torch.device(config.device)
-        self.time_budget_s: float | None = None
 
     def _emit(self, stage: str, step: int, total: int, loss: float | None = None,
               fraction: float | None = None) -> None:
@@ -135,7 +134,6 @@ class _Run:
             time_budget_s=time_budget_for(self.config.training, len(prepared.data.points)),
         )
         outcome = train(network, method, training, on_step=on_step, should_cancel=should_cancel)
-        self.time_budget_s = training.time_budget_s
         self.seconds["train"] = time.perf_counter() - t0
         self._emit("mesh", 0, 1)
         t0 = time.perf_counter()
@@ -190,7 +188,7 @@ class _Run:
             "seconds_by_stage": dict(self.seconds),
             "final_losses": outcome.final_losses,
             "stop_reason": outcome.stop_reason,
-            "time_budget_s": self.time_budget_s,
+            "time_budget_s": outcome.time_budget_s,
             "resolution": config.meshing.resolution,
             "points": int(len(prepared.data.points)),
             "specks_removed": specks_removed,

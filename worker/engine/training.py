@@ -42,6 +42,8 @@ class TrainingOutcome:
     """Mean of each loss term over the last reported steps."""
     seconds: float
     """Wall time of the loop."""
+    time_budget_s: float | None = None
+    """The time budget the loop ran under (None: steps only)."""
 
     @property
     def iterations_per_second(self) -> float:
@@ -134,7 +136,7 @@ def train(
         raise Diverged("training diverged: non-finite final loss")
     if on_step is not None:
         on_step(StepReport(step, config.max_iterations, loop.meter.last(), seconds, 1.0))
-    return TrainingOutcome(step, stop_reason, recent, seconds)
+    return TrainingOutcome(step, stop_reason, recent, seconds, config.time_budget_s)
 
 
 def time_budget_for(config: TrainingConfig, points: int) -> float | None:

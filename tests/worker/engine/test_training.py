@@ -79,7 +79,7 @@ def test_time_budget_stops_training(torus_points, tiny_config):
     network, method = _setup(torus_points, tiny_config)
     reports = []
     outcome = train(network, method, training, on_step=reports.append)
-    assert outcome.stop_reason == "time_budget"
+    assert outcome.stop_reason == "time_budget" and outcome.time_budget_s == 0.5
     assert outcome.seconds < 5
     # Progress follows the clock, not the (unreachable) step count.
     fractions = [report.fraction for report in reports]
