@@ -36,8 +36,10 @@ POOL_SIZE = 200_000
 """Synthetic queries for the step benchmark (values do not affect speed)."""
 MESH_RESOLUTION = 256
 """Fine grid of the meshing comparison."""
-MESH_FIT_SECONDS = 20.0
-"""Neural-Pull training before meshing, so the surface is a real, non-trivial shape."""
+MESH_FIT_STEPS = 1000
+"""Neural-Pull steps before meshing: about what `fast` trains on a 1,000-point cloud, so the
+surface is what a finished job meshes. A step count, not seconds, so every machine meshes the same
+kind of field (an undertrained one has a rougher field that needs more evaluations)."""
 MEMORY_POINTS = 1_000_000
 MEMORY_ITERATIONS = 50
 MEMORY_TIMEOUT_S = 1800.0
@@ -141,22 +143,25 @@ def _step_summary(parts: dict, configs: dict, gflops: float, preset_precision: s
     return out
 
 
-def _fitted_network(data_dir: Path, device: str, seconds: float):
-    """A paper-size network trained briefly on bunny/sparse_noisy (geometric init without data)."""
+def _fitted_network(data_dir: Path, device: str, steps: int):
+    """A paper-size network trained `steps` steps on bunny/sparse_noisy, with the learning rate
+    schedule run over those steps (geometric init without the data)."""
     from worker.engine.model import SdfNetwork
     from worker.engine.pipeline import prepare
     from worker.engine.presets import build_config
     from worker.engine.training import train
 
     config = build_config("neural-pull", STEP_PRESET, device=device, seed=0)
-    network = SdfNetwork(config.network).to(device)
+    init = torch.Generator().manual_seed(config.seed)
+    network = SdfNetwork(config.network, generator=init).to(device)
     try:
         cloud = bench_case(data_dir, "sparse_noisy").load_points()
     except FileNotFoundError:
         return network, config, "geometric init (sphere)"
     prepared = prepare(cloud, config, needs_queries=True)
     method = _method_for_data("neural-pull", config, prepared.data, device)
-    training = dataclasses.replace(config.training, time_budget_s=seconds, plateau_window=0)
+    training = dataclasses.replace(config.training, max_iterations=steps, time_budget_s=None,
+                                   plateau_window=0)
     outcome = train(network, method, training)
     return network, config, f"Neural-Pull 8x256 after {outcome.iterations} steps on sparse_noisy"
 
@@ -169,11 +174,11 @@ def _method_for_data(name: str, config, data, device: str):
 
 
 def meshing_comparison(data_dir: Path, device: str, resolution: int = MESH_RESOLUTION,
-                       fit_seconds: float = MESH_FIT_SECONDS) -> dict:
+                       fit_steps: int = MESH_FIT_STEPS) -> dict:
     """Dense vs coarse-to-fine extraction of one fitted network at `resolution`^3."""
     from worker.engine.meshing import extract_mesh
 
-    network, config, what = _fitted_network(data_dir, device, fit_seconds)
+    network, config, what = _fitted_network(data_dir, device, fit_steps)
     timings, meshes = {}, {}
     for mode, c2f in (("coarse_to_fine", True), ("dense", False)):
         start = time.perf_counter()

@@ -129,6 +129,17 @@ def test_step_speeds_time_fp32_and_the_presets_bf16(tmp_path, monkeypatch):
     assert steps["nap_cost_ratio"] == steps["neural-pull_it_s"] / steps["nap_it_s"]
 
 
+def test_meshing_comparison_meshes_one_fitted_network_both_ways():
+    from bench.speed import meshing_comparison
+
+    result = meshing_comparison(DEFAULT_DATA_DIR, "cpu", resolution=64, fit_steps=3)
+    assert result["sdf"].startswith("Neural-Pull 8x256 after 3 steps")
+    assert result["dense_evaluations"] == 64**3 > result["coarse_to_fine_evaluations"]
+    assert result["hausdorff_rel"] < 1e-6  # same sign pattern: vertices differ by rounding only
+    assert result["dense_watertight"] and result["coarse_to_fine_watertight"]
+    assert result["speedup"] == result["dense_s"] / result["coarse_to_fine_s"] > 0
+
+
 def test_matmul_rate_is_measured():
     rate = time_matmul(64, 64, 64)
     assert rate.gflops > 0 and (rate.m, rate.k, rate.n) == (64, 64, 64)

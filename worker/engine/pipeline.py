@@ -8,7 +8,7 @@ the torch thread count is restored on exit.
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from worker.engine.model import SdfNetwork
 from worker.engine.normalization import UnitCubeTransform, fit_unit_cube
 from worker.engine.pointcloud import PointCloud
 from worker.engine.sampling import deduplicate, sample_queries
-from worker.engine.training import StepReport, TrainingOutcome, time_budget_for, train
+from worker.engine.training import StepReport, TrainingOutcome, scaled_to_cloud, train
 
 
 @dataclass(frozen=True)
@@ -129,10 +129,7 @@ class _Run:
             self._emit("train", report.step, report.total, report.loss, report.fraction)
 
         t0 = time.perf_counter()
-        training = replace(
-            self.config.training,
-            time_budget_s=time_budget_for(self.config.training, len(prepared.data.points)),
-        )
+        training = scaled_to_cloud(self.config.training, len(prepared.data.points))
         outcome = train(network, method, training, on_step=on_step, should_cancel=should_cancel)
         self.seconds["train"] = time.perf_counter() - t0
         self._emit("mesh", 0, 1)

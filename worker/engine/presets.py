@@ -9,7 +9,7 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   a larger batch helped `balanced` (0.518 at 5000 vs 0.53 at 2000), longer runs did not;
 - a wider query spread, a larger adversarial radius and a full adversarial batch were all worse;
 - a larger cloud needs more steps: `fast` on 20,000 noisy points reached CD1 x100 0.37 in 35 s and
-  0.31 in 90 s, so budgets grow with the cube root of the point count, up to 3x;
+  0.31 in 90 s, so budgets (and step caps) grow with the cube root of the point count, up to 3x;
 - bf16 matmuls with an fp32 tail did not change CD1; where the CPU has bf16 matrix instructions
   (AMX, or AVX-512 BF16 as on AMD Zen 4) they run 2-3x the fp32 rate, so every CPU preset,
   `paper` included, uses them there.
@@ -151,10 +151,13 @@ def build_config(
         matmul_precision="bf16" if _uses_bf16(concrete, device) else "fp32",
         num_threads=_cpu_count() if device == "cpu" else None,
     )
+    # A step count or budget asked for is kept exactly, whatever the cloud size.
     if max_iterations is not None:
-        training = dataclasses.replace(training, max_iterations=max_iterations)
-    if time_budget_s is not None:  # a budget asked for is kept exactly, whatever the cloud size
-        training = dataclasses.replace(training, time_budget_s=time_budget_s, budget_growth_cap=1.0)
+        training = dataclasses.replace(training, max_iterations=max_iterations,
+                                       budget_growth_cap=1.0)
+    if time_budget_s is not None:
+        training = dataclasses.replace(training, time_budget_s=time_budget_s,
+                                       budget_growth_cap=1.0)
     meshing = _MESHING[concrete]
     if resolution is not None:
         meshing = dataclasses.replace(meshing, resolution=resolution)

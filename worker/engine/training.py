@@ -5,6 +5,7 @@ budget, so the learning-rate schedule, a method's warm-up and the bf16-to-fp32 s
 time budget when there is one. Losses are read from the device only when reported or checked.
 """
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -68,8 +69,9 @@ class _Plateau:
         self.window_sum = torch.zeros((), device=device)
         self.previous: float | None = None
 
-    def update(self, step: int, loss: torch.Tensor) -> bool:
-        """Add a step's loss; True when the loss has stopped improving."""
+    def update(self, step: int, progress: float, loss: torch.Tensor) -> bool:
+        """Add a step's loss; True when the loss has stopped improving late enough in the
+        schedule (see TrainingConfig.plateau_min_progress)."""
         window = self.config.plateau_window
         if window <= 0:
             return False
@@ -81,7 +83,8 @@ class _Plateau:
         if not math.isfinite(mean):
             raise Diverged(f"training diverged: non-finite loss near step {step}")
         previous, self.previous = self.previous, mean
-        if previous is None or step < self.config.plateau_min_iterations:
+        if (previous is None or step < self.config.plateau_min_iterations
+                or progress < self.config.plateau_min_progress):
             return False
         return (previous - mean) < self.config.plateau_rel_tol * abs(previous)
 
@@ -126,7 +129,8 @@ def train(
                 elapsed = loop.elapsed()
                 on_step(StepReport(step, config.max_iterations, loop.meter.last(), elapsed,
                                    _progress(config, step, elapsed)))
-        if loop.plateau.update(step, loop.meter.main_term()):
+        if loop.plateau.update(step, _progress(config, step, loop.elapsed()),
+                               loop.meter.main_term()):
             stop_reason = "plateau"
             break
     seconds = loop.elapsed()
@@ -139,15 +143,18 @@ def train(
     return TrainingOutcome(step, stop_reason, recent, seconds, config.time_budget_s)
 
 
-def time_budget_for(config: TrainingConfig, points: int) -> float | None:
-    """The training time budget for a cloud of `points` points (see budget_growth_cap)."""
-    if config.time_budget_s is None:
-        return None
+def scaled_to_cloud(config: TrainingConfig, points: int) -> TrainingConfig:
+    """`config` with its time budget and step cap grown for a cloud of `points` points (see
+    budget_growth_cap); the step cap grows too, or a fast machine would stop on it first."""
     growth = (max(points, 1) / config.budget_reference_points) ** (1 / 3)
-    budget = config.time_budget_s * min(max(growth, 1.0), config.budget_growth_cap)
-    if config.max_time_budget_s is not None:
-        budget = min(budget, config.max_time_budget_s)
-    return budget
+    growth = min(max(growth, 1.0), config.budget_growth_cap)
+    budget = config.time_budget_s
+    if budget is not None:
+        budget *= growth
+        if config.max_time_budget_s is not None:
+            budget = min(budget, config.max_time_budget_s)
+    return dataclasses.replace(config, time_budget_s=budget,
+                               max_iterations=round(config.max_iterations * growth))
 
 
 class _Loop:

@@ -68,12 +68,12 @@ def test_metrics_layout_and_progress_stages(torus_points, tiny_config, tweak):
     assert run["seconds_total"] >= sum(run["seconds_by_stage"].values()) - 1e-6
 
 
-def test_a_larger_cloud_gets_a_larger_time_budget(torus_points, tiny_config, tweak):
+def test_a_larger_cloud_gets_a_larger_time_budget_and_step_cap(torus_points, tiny_config, tweak):
     config = tweak(tiny_config, meshing={"resolution": 32}, training={
         "max_iterations": 20, "time_budget_s": 100.0, "budget_reference_points": 500,
         "budget_growth_cap": 3.0})
     run = reconstruct(torus_points, config).metrics["run"]
-    assert run["points"] == 1500 and run["iterations"] == 20
+    assert run["points"] == 1500 and run["iterations"] == round(20 * 3 ** (1 / 3)) == 29
     assert run["time_budget_s"] == pytest.approx(100.0 * 3 ** (1 / 3))
 
 

@@ -57,10 +57,12 @@ def test_paper_preset_is_the_published_setting():
     assert config.method_config.rho_factor == 0.01
 
 
-def test_an_explicit_time_budget_is_kept_whatever_the_cloud_size():
+def test_an_explicit_time_budget_or_step_count_is_kept_whatever_the_cloud_size():
     assert build_config("nap", "fast", device="cpu").training.budget_growth_cap > 1.0
     explicit = build_config("nap", "fast", device="cpu", time_budget_s=20.0).training
     assert (explicit.time_budget_s, explicit.budget_growth_cap) == (20.0, 1.0)
+    explicit = build_config("nap", "fast", device="cpu", max_iterations=700).training
+    assert (explicit.max_iterations, explicit.budget_growth_cap) == (700, 1.0)
 
 
 def test_auto_is_balanced_on_cpu():

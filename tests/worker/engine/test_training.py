@@ -11,7 +11,7 @@ from worker.engine.errors import Diverged, ReconstructionCanceled
 from worker.engine.methods import TrainingData, get_method
 from worker.engine.model import SdfNetwork
 from worker.engine.sampling import QueryPool, sample_queries
-from worker.engine.training import learning_rate, time_budget_for, train
+from worker.engine.training import learning_rate, scaled_to_cloud, train
 
 
 def _setup(cloud, config, pool: QueryPool | None = None):
@@ -62,15 +62,17 @@ def test_non_finite_loss_raises_diverged(torus_points, tiny_config):
         train(network, method, config.training)
 
 
-def test_plateau_stops_early_and_says_so(torus_points, tiny_config, tweak):
+@pytest.mark.parametrize("min_progress", [0.0, 0.3])
+def test_plateau_stops_early_and_says_so(torus_points, tiny_config, tweak, min_progress):
     training = dataclasses.replace(
-        tiny_config.training, max_iterations=5000, plateau_window=50,
-        plateau_min_iterations=100, plateau_rel_tol=0.5,
+        tiny_config.training, max_iterations=2000, plateau_window=50,
+        plateau_min_iterations=100, plateau_rel_tol=0.5, plateau_min_progress=min_progress,
     )
     network, method = _setup(torus_points, tweak(tiny_config, training=training))
     outcome = train(network, method, training)
     assert outcome.stop_reason == "plateau"
-    assert 100 <= outcome.iterations < 5000
+    # Never before the step floor nor the schedule share (0.3 of 2000 steps).
+    assert max(100, min_progress * 2000) <= outcome.iterations < 2000
 
 
 def test_time_budget_stops_training(torus_points, tiny_config):
@@ -106,15 +108,20 @@ def test_same_seed_same_weights(torus_points, tiny_config, tweak):
     torch.testing.assert_close(results[0], results[1], rtol=0, atol=0)
 
 
-def test_time_budget_grows_with_the_cube_root_of_the_cloud_size_up_to_the_caps():
-    config = TrainingConfig(time_budget_s=30.0, budget_reference_points=1000,
+def test_budget_and_step_cap_grow_with_the_cube_root_of_the_cloud_size_up_to_the_caps():
+    config = TrainingConfig(time_budget_s=30.0, max_iterations=1000, budget_reference_points=1000,
                             budget_growth_cap=3.0)
-    assert time_budget_for(config, 10) == 30.0  # small clouds never shrink the budget
-    assert time_budget_for(config, 1000) == 30.0
-    assert time_budget_for(config, 8000) == pytest.approx(60.0)
-    assert time_budget_for(config, 1_000_000) == pytest.approx(90.0)  # growth cap
+
+    def grown(config: TrainingConfig, points: int) -> tuple[float | None, int]:
+        scaled = scaled_to_cloud(config, points)
+        return scaled.time_budget_s, scaled.max_iterations
+
+    assert grown(config, 10) == (30.0, 1000)  # small clouds never shrink the budget
+    assert grown(config, 1000) == (30.0, 1000)
+    assert grown(config, 8000) == (pytest.approx(60.0), 2000)
+    assert grown(config, 1_000_000) == (pytest.approx(90.0), 3000)  # growth cap
     ceiling = dataclasses.replace(config, max_time_budget_s=45.0)
-    assert time_budget_for(ceiling, 8000) == 45.0  # the job's time limit wins
+    assert grown(ceiling, 8000) == (45.0, 2000)  # the job's time limit wins
     fixed = dataclasses.replace(config, budget_growth_cap=1.0)
-    assert time_budget_for(fixed, 8000) == 30.0
-    assert time_budget_for(TrainingConfig(time_budget_s=None), 8000) is None
+    assert grown(fixed, 8000) == (30.0, 1000)
+    assert grown(dataclasses.replace(config, time_budget_s=None), 8000) == (None, 2000)
