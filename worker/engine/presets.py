@@ -10,6 +10,10 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
 - a wider query spread, a larger adversarial radius and a full adversarial batch were all worse;
 - a larger cloud needs more steps: `fast` on 20,000 noisy points reached CD1 x100 0.37 in 35 s and
   0.31 in 90 s, so budgets (and step caps) grow with the cube root of the point count, up to 3x;
+- on noisy sparse scans more steps end up fitting the noise: `balanced` on 1,000 points reached
+  CD1 x100 0.523 after 60 s (about 2,100 NAP steps) and 0.541 after 120 s (4,700 steps) on an
+  AMX machine, 0.525 after 2,500 steps on a slower one; hence a 2,500-step cap, so a faster
+  machine finishes sooner instead of fitting noise (NAP slows this, Neural-Pull went to 0.551);
 - bf16 matmuls with an fp32 tail did not change CD1; where the CPU has bf16 matrix instructions
   (AMX, or AVX-512 BF16 as on AMD Zen 4) they run 2-3x the fp32 rate, so every CPU preset,
   `paper` included, uses them there.
@@ -54,7 +58,7 @@ _TRAINING = {
         plateau_min_iterations=1500,
     ),
     "balanced": TrainingConfig(
-        max_iterations=20_000, batch_size=5000, learning_rate=3e-3, warmup_iterations=200,
+        max_iterations=2500, batch_size=5000, learning_rate=3e-3, warmup_iterations=200,
         time_budget_s=120.0, budget_growth_cap=3.0, plateau_window=500,
         plateau_min_iterations=4000,
     ),
@@ -151,12 +155,15 @@ def build_config(
         matmul_precision="bf16" if _uses_bf16(concrete, device) else "fp32",
         num_threads=_cpu_count() if device == "cpu" else None,
     )
-    # A step count or budget asked for is kept exactly, whatever the cloud size.
+    # A step count or budget asked for is kept exactly, whatever the cloud size; a budget alone
+    # lifts the preset's step cap to the published step count, so time decides.
+    if time_budget_s is not None:
+        training = dataclasses.replace(
+            training, time_budget_s=time_budget_s, budget_growth_cap=1.0,
+            max_iterations=max(training.max_iterations, _TRAINING["paper"].max_iterations),
+        )
     if max_iterations is not None:
         training = dataclasses.replace(training, max_iterations=max_iterations,
-                                       budget_growth_cap=1.0)
-    if time_budget_s is not None:
-        training = dataclasses.replace(training, time_budget_s=time_budget_s,
                                        budget_growth_cap=1.0)
     meshing = _MESHING[concrete]
     if resolution is not None:

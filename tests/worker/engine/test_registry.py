@@ -60,9 +60,13 @@ def test_paper_preset_is_the_published_setting():
 def test_an_explicit_time_budget_or_step_count_is_kept_whatever_the_cloud_size():
     assert build_config("nap", "fast", device="cpu").training.budget_growth_cap > 1.0
     explicit = build_config("nap", "fast", device="cpu", time_budget_s=20.0).training
+    # A budget alone: time decides (the step cap goes up to the published 40k steps).
     assert (explicit.time_budget_s, explicit.budget_growth_cap) == (20.0, 1.0)
+    assert explicit.max_iterations == 40_000
     explicit = build_config("nap", "fast", device="cpu", max_iterations=700).training
     assert (explicit.max_iterations, explicit.budget_growth_cap) == (700, 1.0)
+    both = build_config("nap", "fast", device="cpu", max_iterations=700, time_budget_s=20.0)
+    assert (both.training.max_iterations, both.training.time_budget_s) == (700, 20.0)
 
 
 def test_auto_is_balanced_on_cpu():
