@@ -8,6 +8,8 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
 - on noisy sparse scans a 4x128 network beat 6x128 at equal time (the larger one fits the noise),
   a larger batch helped `balanced` (0.518 at 5000 vs 0.53 at 2000), longer runs did not;
 - a wider query spread, a larger adversarial radius and a full adversarial batch were all worse;
+  so was starting the adversarial term half-way instead of at a tenth (seed 0: better at 15 s,
+  0.574 vs 0.632, but worse at 60 s, 0.540 vs 0.523, and at the 2,500-step cap, 0.531 vs 0.526);
 - a larger cloud needs more steps: `fast` on 20,000 noisy points reached CD1 x100 0.37 in 35 s and
   0.31 in 90 s, so budgets (and step caps) grow with the cube root of the point count, up to 3x;
 - on noisy sparse scans more steps end up fitting the noise: `balanced` on 1,000 points reached
