@@ -161,10 +161,9 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
               "budget = training-time cap asked for, which lifts the step cap (- = the preset's "
               "own: 35 s or 3,000 steps `fast`, 120 s or 2,500 steps `balanced` for up to 1,000 "
               "points, grown by the cube root of the point count up to 3x, so 95 s and 326 s on "
-              "the 20,000-point `dense`; the "
-              "paper preset on CPU is capped, stop reason `time_budget`); FLOP util = analytic "
-              "training FLOPs x it/s / fp32 matmul rate measured in the same invocation (the "
-              "latest one for rows that predate that field).",
+              "the 20,000-point `dense`; the paper preset on CPU is capped, stop reason "
+              "`time_budget`); FLOP util = analytic training FLOPs x it/s / fp32 matmul rate "
+              "measured in the same invocation (the latest one for rows that predate that field).",
               "", *summary_table(groups, gflops), ""]
     if plot_name:
         lines += [f"![CD1 x100 against wall time]({plot_name})", ""]

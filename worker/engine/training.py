@@ -123,14 +123,14 @@ def train(
         step += 1
         if step % config.cancel_check_every == 0 and not torch.isfinite(total):
             raise Diverged(f"training diverged: non-finite loss at step {step}")
+        elapsed = loop.elapsed()
+        progress = _progress(config, step, elapsed)
         if loop.report_due(step):
             recent = loop.meter.mean()
             if on_step is not None:
-                elapsed = loop.elapsed()
                 on_step(StepReport(step, config.max_iterations, loop.meter.last(), elapsed,
-                                   _progress(config, step, elapsed)))
-        if loop.plateau.update(step, _progress(config, step, loop.elapsed()),
-                               loop.meter.main_term()):
+                                   progress))
+        if loop.plateau.update(step, progress, loop.meter.main_term()):
             stop_reason = "plateau"
             break
     seconds = loop.elapsed()
