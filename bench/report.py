@@ -10,6 +10,8 @@ from pathlib import Path
 from bench.results import RunRow
 from bench.summary import Group, group_rows
 from bench.targets import check_targets
+from worker.engine.presets import build_config
+from worker.engine.training import scaled_to_cloud
 
 PLOT_FILE = "RESULTS_cd1_vs_time.png"
 REPORT_FILE = "RESULTS.md"
@@ -19,6 +21,22 @@ REFERENCES = (
     "0.536 (NC 0.958, F@0.01 0.918); screened Poisson with estimated normals 0.93 / 0.83 / 0.27 "
     "(sparse / sparse_noisy / dense), with the clean normals 0.52 / 0.53 / 0.27."
 )
+DENSE_POINTS = 20_000
+"""Size of the `dense` regime, whose grown budgets the report quotes."""
+
+
+def preset_limits() -> str:
+    """The CPU presets' own budgets and step caps, read from the engine so the text stays true."""
+    parts = []
+    for preset in ("fast", "balanced"):
+        own = build_config("nap", preset, device="cpu").training
+        dense = scaled_to_cloud(own, DENSE_POINTS)
+        parts.append(f"{own.time_budget_s:.0f} s or {own.max_iterations:,} steps `{preset}` for "
+                     f"up to {own.budget_reference_points:,} points ({dense.time_budget_s:.0f} s "
+                     f"on the {DENSE_POINTS:,}-point `dense`)")
+    return ", ".join(parts)
+
+
 SUMMARY_HEADER = (
     "| regime | method | preset | budget s | seeds | CD1 x100 | CD2 x100 | NC | F@0.01 "
     "| watertight | seconds | it/s | FLOP util | stop |"
@@ -159,10 +177,9 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
               "CD1/CD2 x100 in the unit-cube frame (DESIGN.md section 4, 100k samples per side); "
               "seconds = the reconstruction's wall time, ground-truth evaluation excluded; "
               "budget = training-time cap asked for, which lifts the step cap (- = the preset's "
-              "own: 35 s or 3,000 steps `fast`, 120 s or 2,500 steps `balanced` for up to 1,000 "
-              "points, grown by the cube root of the point count up to 3x, so 95 s and 326 s on "
-              "the 20,000-point `dense`; the paper preset on CPU is capped, stop reason "
-              "`time_budget`); FLOP util = analytic training FLOPs x it/s / fp32 matmul rate "
+              f"own: {preset_limits()}, grown by the cube root of the point count up to 3x; the "
+              "paper preset on CPU is capped, stop reason `time_budget`); FLOP util = analytic "
+              "training FLOPs x it/s / fp32 matmul rate "
               "measured in the same invocation (the latest one for rows that predate that field).",
               "", *summary_table(groups, gflops), ""]
     if plot_name:

@@ -53,7 +53,7 @@ class NetworkConfig:
     skip_layers: tuple[int, ...] = (4,)
     """Hidden layers whose input is concatenated with the network input (scaled by 1/sqrt(2))."""
     activation: str = "relu"
-    """"relu" (Neural-Pull, NAP) or "softplus" (IGR)."""
+    """"relu" (Neural-Pull, NAP) or "softplus" (IGR, and every method under `balanced`)."""
     softplus_beta: float = 100.0
     """Beta of the softplus activation."""
     init_radius: float = 0.5
@@ -165,7 +165,8 @@ class NapConfig(NeuralPullConfig):
     warmup_fraction: float = 0.0
     """First fraction of the steps (or time budget) trains Neural-Pull only."""
     second_order: str = "closed_form"
-    """"closed_form" (exact for ReLU, reuses the clean pass) or "autograd" (double backward)."""
+    """"closed_form" (reuses the clean pass; exact for ReLU, first order in f for softplus) or
+    "autograd" (double backward, exact for any activation)."""
     initial_weight: float = 1.0
     """Initial value of both uncertainty weights a and b."""
 

@@ -51,11 +51,20 @@ class TrainingOutcome:
         return self.iterations / self.seconds if self.seconds > 0 else 0.0
 
 
+WARMUP_MAX_PROGRESS = 0.1
+"""Warm-up never takes more than this fraction of the run, counted in steps or in time."""
+
+
 def learning_rate(config: TrainingConfig, step: int, progress: float) -> float:
-    """Linear warm-up over the first steps, then cosine decay by progress."""
+    """Linear warm-up over the first steps, then cosine decay by progress.
+
+    The warm-up ends after `warmup_iterations` steps or a tenth of the run, whichever comes first:
+    a short time budget on a slow machine would otherwise spend it all warming up (balanced,
+    15 s at about 13 steps/s: 200 warm-up steps are the whole run).
+    """
     warmup = min(config.warmup_iterations, max(1, config.max_iterations // 10))
-    if step < warmup:
-        return config.learning_rate * (step + 1) / warmup
+    if step < warmup and progress < WARMUP_MAX_PROGRESS:
+        return config.learning_rate * max((step + 1) / warmup, progress / WARMUP_MAX_PROGRESS)
     floor = config.learning_rate * config.min_learning_rate_factor
     cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
     return floor + (config.learning_rate - floor) * cosine

@@ -27,8 +27,9 @@ def test_sphere_fit_is_watertight_and_on_the_sphere(sphere_points, tiny_config, 
     assert mesh.volume == pytest.approx(4 / 3 * np.pi * 1.5**3, rel=0.1)
 
 
-def test_torus_fit_is_watertight_genus_one_and_close(torus_points, tiny_config):
-    result = reconstruct(torus_points, tiny_config)
+@pytest.mark.parametrize("activation", ["relu", "softplus"])  # softplus: as under `balanced`
+def test_torus_fit_is_watertight_genus_one_and_close(torus_points, tiny_config, tweak, activation):
+    result = reconstruct(torus_points, tweak(tiny_config, network={"activation": activation}))
     mesh = result.mesh
     assert mesh.is_watertight
     assert mesh.euler_number == 0

@@ -44,7 +44,8 @@ def test_build_config_for_every_method_and_preset(method, preset):
     assert config.method == method and config.seed == 5
     assert config.meshing.resolution == 64 and config.training.max_iterations == 10
     assert config.training.time_budget_s == 3.0
-    assert config.network.activation == ("softplus" if method == "igr" else "relu")
+    smooth = method == "igr" or config.preset == "balanced"
+    assert config.network.activation == ("softplus" if smooth else "relu")
     assert isinstance(config.method_config, get_method(method).config_type)
 
 

@@ -1,6 +1,7 @@
 """The optimisation loop: progress callback, cancellation, divergence, early stop, schedule."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -96,6 +97,19 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert learning_rate(config, 99, 0.099) == pytest.approx(1e-3)
     assert learning_rate(config, 500, 0.5) == pytest.approx(0.55e-3)
     assert learning_rate(config, 1000, 1.0) == pytest.approx(1e-4)
+
+
+def test_warm_up_ends_by_a_tenth_of_a_time_budget_whatever_the_step_count():
+    config = TrainingConfig(max_iterations=40_000, warmup_iterations=200, learning_rate=1e-3,
+                            time_budget_s=15.0)
+    # A slow machine: 20 steps in 5% of the budget is half-way through the warm-up in time.
+    assert learning_rate(config, 19, 0.05) == pytest.approx(0.5e-3)
+    # A tenth of the budget gone after 40 steps: the warm-up is over and the cosine has begun.
+    cosine = 1e-3 * 0.5 * (1 + math.cos(0.1 * math.pi))
+    assert learning_rate(config, 40, 0.1) == pytest.approx(cosine)
+    # A fast machine finishes the 200 warm-up steps well before a tenth of the budget.
+    cosine = 1e-3 * 0.5 * (1 + math.cos(0.02 * math.pi))
+    assert learning_rate(config, 200, 0.02) == pytest.approx(cosine)
 
 
 def test_same_seed_same_weights(torus_points, tiny_config, tweak):
