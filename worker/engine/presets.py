@@ -26,8 +26,8 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   explicit budget on a slow machine is worse off (bench/reports/balanced-softplus). NAP keeps the
   closed-form adversarial direction, which on a softplus network drops the curvature term f * H
   (first order in f): the exact double backward gave the same quality (seeds 0 and 2: 0.500 and
-  0.490) at 1.5x the time.
-  Weight decay (AdamW 0.05, 0.3) was worse (0.530, 0.564 against 0.515 at 2,000 steps);
+  0.490) at 1.5x the time;
+- weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
 - bf16 matmuls with an fp32 tail did not change CD1; where the CPU has bf16 matrix instructions
   (AMX, or AVX-512 BF16 as on AMD Zen 4) they run 2-3x the fp32 rate, so every CPU preset,
   `paper` included, uses them there.
