@@ -179,8 +179,8 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
               "budget = training-time cap asked for, which lifts the step cap (- = the preset's "
               f"own: {preset_limits()}, grown by the cube root of the point count up to 3x; the "
               "paper preset on CPU is capped, stop reason `time_budget`); FLOP util = analytic "
-              "training FLOPs x it/s / fp32 matmul rate "
-              "measured in the same invocation (the latest one for rows that predate that field).",
+              "training FLOPs x it/s / fp32 matmul rate measured in the same invocation (the "
+              "latest one for rows that predate that field).",
               "", *summary_table(groups, gflops), ""]
     if plot_name:
         lines += [f"![CD1 x100 against wall time]({plot_name})", ""]
