@@ -31,6 +31,8 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   direction, which on a softplus network drops the curvature term f * H (first order in f): the
   exact double backward gave the same quality (seeds 0 and 2: 0.500 and 0.490) at 1.5x the time;
 - weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
+- averaging the weights of one 2,500-step `balanced` run did not help (seed 0: EMA 0.99 and 0.995,
+  the mean over the last 10% or 20% of steps, 0.496-0.497 against 0.497; EMA 0.998 0.523);
 - bf16 matmuls with an fp32 tail did not change CD1; where the CPU has bf16 matrix instructions
   (AMX, or AVX-512 BF16 as on AMD Zen 4) they run 2-3x the fp32 rate, so every CPU preset,
   `paper` included, uses them there.
