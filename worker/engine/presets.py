@@ -30,6 +30,11 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   is worse off (bench/reports/balanced-softplus). NAP keeps the closed-form adversarial
   direction, which on a softplus network drops the curvature term f * H (first order in f): the
   exact double backward gave the same quality (seeds 0 and 2: 0.500 and 0.490) at 1.5x the time;
+- a peak learning rate of 4e-3 instead of 3e-3 helped the softplus `balanced` (AMD EPYC, one
+  thread per run, 2,500 steps, sparse_noisy seed 0: 2e-3 0.514, 3e-3 0.500, 4e-3 0.489, 5e-3
+  0.493, 6e-3 0.496; 4e-3 on seeds 1 and 2: 0.491 and 0.486; clean sparse seed 0: 0.424 against
+  0.431; dense, 6,786 steps, seed 0: 0.287 against 0.290); a narrower query spread (0.18) was no different (0.499), a wider one (0.35) worse
+  (0.511), and so was a 4x96 network (0.507);
 - weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
 - averaging the weights of one 2,500-step `balanced` run did not help (seed 0: EMA 0.99 and 0.995,
   the mean over the last 10% or 20% of steps, 0.496-0.497 against 0.497; EMA 0.998 0.523);
@@ -80,7 +85,7 @@ _TRAINING = {
         plateau_min_iterations=1500,
     ),
     "balanced": TrainingConfig(
-        max_iterations=2500, batch_size=5000, learning_rate=3e-3, warmup_iterations=200,
+        max_iterations=2500, batch_size=5000, learning_rate=4e-3, warmup_iterations=200,
         time_budget_s=260.0, budget_growth_cap=3.0, plateau_window=500,
         plateau_min_iterations=4000,
     ),
