@@ -33,8 +33,12 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
 - a peak learning rate of 4e-3 instead of 3e-3 helped the softplus `balanced` (AMD EPYC, one
   thread per run, 2,500 steps, sparse_noisy seed 0: 2e-3 0.514, 3e-3 0.500, 4e-3 0.489, 5e-3
   0.493, 6e-3 0.496; 4e-3 on seeds 1 and 2: 0.491 and 0.486; clean sparse seed 0: 0.424 against
-  0.431; dense, 6,786 steps, seed 0: 0.287 against 0.290); a narrower query spread (0.18) was no different (0.499), a wider one (0.35) worse
-  (0.511), and so was a 4x96 network (0.507);
+  0.431; dense, 6,786 steps, seed 0: 0.287 against 0.290). The bench's two threads gave seeds
+  0-2 0.491 / 0.497 / 0.488 (3e-3: 0.497 / 0.503 / 0.491): the thread count changes the rounding,
+  and with it a run's result by up to 0.006. A narrower query spread (0.18) was no different
+  (0.499), a wider one (0.35) worse (0.511), and so was a 4x96 network (0.507); at 4e-3 an
+  adversarial radius of 0.03 sigma was worse (seeds 0 and 1: 0.494 and 0.507 against 0.489 and
+  0.491), and Adam's beta2 at 0.99 was within seed noise (0.490 and 0.487);
 - weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
 - averaging the weights of one 2,500-step `balanced` run did not help (seed 0: EMA 0.99 and 0.995,
   the mean over the last 10% or 20% of steps, 0.496-0.497 against 0.497; EMA 0.998 0.523);
