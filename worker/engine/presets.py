@@ -17,19 +17,19 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   steps) on an AMX machine, 0.525 after 2,500 steps on a slower one; hence a 2,500-step cap, so a
   faster machine finishes sooner instead of fitting noise (NAP slows this, Neural-Pull went to
   0.551);
-- a softplus network (beta 100, as IGR's) instead of ReLU made `balanced` fit less of the noise:
-  sparse_noisy, 2,500 steps, seeds 0-2, CD1 x100 0.497 / 0.503 / 0.491 against 0.523 / 0.523 /
-  0.523, NC 0.965-0.967 against 0.957-0.959; clean sparse, seed 0: 0.432 against 0.434. Beta 50
-  was worse (0.538 at 2,000 steps), 25 much worse (0.627); 140 and 200 were within seed noise of
-  100; 3,500 steps were no better than 2,500 (seed 0: 0.502 against 0.497). Its steps cost about
-  1.2x, and a slow fp32 machine (AMD EPYC, 2 cores, 118-157 GFLOP/s) does 9-13 of them a second,
-  so 2,500 steps take about 260 s there: hence the 260 s budget, which still ends within 5
-  minutes (2,500 steps, 274 s end to end with the ground-truth metrics) where 200 s stopped at
-  1,824 steps and 0.512. It starts slower than ReLU, though: on a machine doing about 600 steps
-  in 30 s, NAP reached 0.823 against ReLU's 0.603, so a short explicit budget on a slow machine
-  is worse off (bench/reports/balanced-softplus). NAP keeps the closed-form adversarial
-  direction, which on a softplus network drops the curvature term f * H (first order in f): the
-  exact double backward gave the same quality (seeds 0 and 2: 0.500 and 0.490) at 1.5x the time;
+- a softplus network (beta 100, as IGR's) instead of ReLU made `balanced` fit less of the noise (at
+  3e-3): sparse_noisy, 2,500 steps, seeds 0-2, CD1 x100 0.497 / 0.503 / 0.491 against 0.523 on each,
+  NC 0.965-0.967 against 0.957-0.959; clean sparse, seed 0: 0.432 against 0.434. Beta 50 was worse
+  (0.538 at 2,000 steps), 25 much worse (0.627); 140 and 200 were within seed noise of 100; 3,500
+  steps were no better than 2,500 (seed 0: 0.502 against 0.497). Its steps cost about 1.2x, and a
+  slow fp32 machine (AMD EPYC, 2 cores, 118-157 GFLOP/s) does 9-13 of them a second, so 2,500 steps
+  take about 260 s there: hence the 260 s budget, which still ends within 5 minutes (2,500 steps,
+  274 s end to end with the ground-truth metrics) where 200 s stopped at 1,824 steps and 0.512. It
+  starts slower than ReLU, though: on a machine doing about 600 steps in 30 s, NAP reached 0.823
+  against ReLU's 0.603, so a short explicit budget on a slow machine is worse off
+  (bench/reports/balanced-softplus). NAP keeps the closed-form adversarial direction, which on a
+  softplus network drops the curvature term f * H (first order in f): the exact double backward gave
+  the same quality (seeds 0 and 2: 0.500 and 0.490) at 1.5x the time;
 - a peak learning rate of 4e-3 instead of 3e-3 helped the softplus `balanced` (AMD EPYC, one
   thread per run, 2,500 steps, sparse_noisy seed 0: 2e-3 0.514, 3e-3 0.500, 4e-3 0.489, 5e-3
   0.493, 6e-3 0.496; 4e-3 on seeds 1 and 2: 0.491 and 0.486; clean sparse seed 0: 0.424 against
