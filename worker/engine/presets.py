@@ -39,6 +39,14 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   (0.499), a wider one (0.35) worse (0.511), and so was a 4x96 network (0.507); at 4e-3 an
   adversarial radius of 0.03 sigma was worse (seeds 0 and 1: 0.494 and 0.507 against 0.489 and
   0.491), and Adam's beta2 at 0.99 was within seed noise (0.490 and 0.487);
+- drawing a query's target from its k nearest input points instead of the nearest one (a
+  noise-to-noise idea) made `balanced` much worse on sparse_noisy (AMD EPYC Zen 4, bf16, one thread,
+  seed 0: k 2, 3, 5 gave 0.558, 0.634, 0.828, the mean of 3 neighbours 0.755, against 0.488): at
+  1,000 points the spacing (about 0.04) is eight times the noise (0.005), so averaging neighbours
+  blurs the surface more than it removes noise;
+- half the adversarial share (0.25 of the batch) was within seed noise (seeds 0 and 1: 0.484 and
+  0.494 against 0.488 and 0.491) and its steps cost 1.2x Neural-Pull's instead of 1.3-1.5x, but
+  at a 60 s budget it did no better (0.520 against 0.517), so the share stays at a half;
 - weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
 - averaging the weights of one 2,500-step `balanced` run did not help (seed 0: EMA 0.99 and 0.995,
   the mean over the last 10% or 20% of steps, 0.496-0.497 against 0.497; EMA 0.998 0.523);
