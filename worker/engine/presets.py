@@ -47,15 +47,14 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
 - half the adversarial share (0.25 of the batch) was within seed noise (seeds 0 and 1: 0.484 and
   0.494 against 0.488 and 0.491) and its steps cost 1.2x Neural-Pull's instead of 1.3-1.5x, but
   at a 60 s budget it did no better (0.520 against 0.517), so the share stays at a half;
-- on the Zen 4 machine an fp32 tail of a tenth instead of a quarter gave the same quality (seeds 0
-  and 1: 0.488 and 0.490 against 0.488 and 0.491) with runs 5-14% shorter end to end; not adopted
-  yet, as the three-seed bench rows were not re-measured with it;
 - weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
 - averaging the weights of one 2,500-step `balanced` run did not help (seed 0: EMA 0.99 and 0.995,
   the mean over the last 10% or 20% of steps, 0.496-0.497 against 0.497; EMA 0.998 0.523);
 - bf16 matmuls with an fp32 tail did not change CD1; where the CPU has bf16 matrix instructions
   (AMX, or AVX-512 BF16 as on AMD Zen 4) they run 2-3x the fp32 rate, so every CPU preset,
-  `paper` included, uses them there.
+  `paper` included, uses them there. On a Zen 4 a tail of a tenth instead of a quarter kept
+  `balanced`'s quality (seeds 0 and 1: 0.488 and 0.490 against 0.488 and 0.491) with runs 5-14%
+  shorter end to end; not adopted yet, as the three-seed bench rows were not re-measured with it.
 `paper` is the published Neural-Pull/NAP setting, sampler included (fp32 on CUDA, as published).
 """
 
