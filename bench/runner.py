@@ -138,10 +138,15 @@ def run_neural(spec: RunSpec, data_dir: Path, device: str) -> RunRow:
 
 
 def _mean_step_flops(config, network) -> float | None:
-    """Analytic FLOPs per step averaged over NAP's Neural-Pull warm-up (None for IGR)."""
+    """Analytic FLOPs per step averaged over NAP's Neural-Pull warm-up (None for IGR).
+
+    A linearised adversary reuses the clean pass, so its steps cost Neural-Pull's matmuls.
+    """
     batch = config.training.batch_size
     shapes = layer_shapes_of(network)
-    if config.method == "neural-pull":
+    if config.method == "neural-pull" or (
+        config.method == "nap" and config.method_config.adversarial_pass == "linearised"
+    ):
         return analytic_step_flops(shapes, batch)
     if config.method != "nap":
         return None

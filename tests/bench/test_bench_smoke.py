@@ -113,6 +113,26 @@ def test_analytic_flops_match_torch_flop_counter():
     assert torch.get_num_threads() >= 1
 
 
+def test_a_linearised_nap_step_costs_neural_pull_matmuls():
+    import dataclasses
+
+    from bench.runner import _mean_step_flops
+    from bench.speed import _synthetic_method
+    from worker.engine.model import SdfNetwork
+    from worker.engine.presets import build_config
+
+    config = build_config("nap", "fast", device="cpu", seed=0)
+    network = SdfNetwork(config.network)
+    pull_only = analytic_step_flops(layer_shapes_of(network), config.training.batch_size)
+    for adversarial_pass, expected in (("linearised", 1.0), ("network", 2.0)):
+        nap_config = dataclasses.replace(config.method_config, adversarial_pass=adversarial_pass,
+                                         adversarial_share=1.0, warmup_fraction=0.0)
+        nap = dataclasses.replace(config, method_config=nap_config)
+        counted = counted_step_flops(_synthetic_method("nap", nap, "cpu"), network)
+        assert math.isclose(counted / pull_only, expected, rel_tol=0.05)
+        assert math.isclose(_mean_step_flops(nap, network) / pull_only, expected, rel_tol=1e-9)
+
+
 def test_step_speeds_time_fp32_and_the_presets_bf16(tmp_path, monkeypatch):
     from bench.speed import step_speeds
 

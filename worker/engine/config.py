@@ -167,6 +167,10 @@ class NapConfig(NeuralPullConfig):
     second_order: str = "closed_form"
     """"closed_form" (reuses the clean pass; exact for ReLU, first order in f for softplus) or
     "autograd" (double backward, exact for any activation)."""
+    adversarial_pass: str = "network"
+    """How the adversarial query is evaluated: "network" (a second pass of f at q + delta, as
+    published) or "linearised" (the clean pass moved by delta: exact for ReLU while q + delta stays
+    in q's activation region, first order in f for softplus; costs no second pass)."""
     initial_weight: float = 1.0
     """Initial value of both uncertainty weights a and b."""
 

@@ -68,6 +68,35 @@ def test_nap_starts_with_unit_weights_and_both_terms(torus_points, tiny_config):
     assert all(p.grad is not None for p in network.parameters())
 
 
+def _nap_loss_and_gradients(cloud, config):
+    method, network = _method("nap", cloud, config)
+    loss = method.step_loss(network, progress=0.5, autocast=NO_AUTOCAST)
+    loss.total.backward()
+    terms = {key: value.item() for key, value in loss.terms.items()}
+    return terms, [p.grad.clone() for p in network.parameters()]
+
+
+def test_linearised_adversary_equals_a_second_pass_on_relu(torus_points, tiny_config, tweak):
+    # A ReLU field is affine around each query, so moving the clean pass by delta is the pass at
+    # q + delta, except for the queries whose shift crosses into another activation region (about
+    # a tenth here): the loss agrees to 1e-4, each parameter's gradient to within 1%.
+    assert tiny_config.network.activation == "relu"
+    network_cfg = tweak(tiny_config, method_config=NapConfig(adversarial_pass="network"))
+    linear_cfg = tweak(tiny_config, method_config=NapConfig(adversarial_pass="linearised"))
+    second_pass, second_grads = _nap_loss_and_gradients(torus_points, network_cfg)
+    linearised, linear_grads = _nap_loss_and_gradients(torus_points, linear_cfg)
+    assert linearised["adversarial"] == pytest.approx(second_pass["adversarial"], rel=1e-4)
+    assert linearised["adversarial"] != pytest.approx(linearised["pull"], rel=1e-3)
+    for expected, got in zip(second_grads, linear_grads, strict=True):
+        assert ((got - expected).norm() / expected.norm()).item() < 0.01
+
+
+def test_nap_rejects_an_unknown_adversarial_pass(torus_points, tiny_config, tweak):
+    with pytest.raises(ValueError, match="linearised"):
+        _method("nap", torus_points, tweak(tiny_config, method_config=NapConfig(
+            adversarial_pass="second")))
+
+
 def test_nap_warmup_trains_neural_pull_only(torus_points, tiny_config, tweak):
     config = tweak(tiny_config, method_config=NapConfig(warmup_fraction=0.3))
     method, network = _method("nap", torus_points, config)
