@@ -55,7 +55,8 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   Neural-Pull's 0.517 / 0.546 / 0.552, and `fast` on sparse_noisy went from 0.536 / 0.525 / 0.543
   to 0.515 / 0.528 / 0.526 (1,750-2,010 steps in 35 s instead of about 1,450). Past the step cap
   it fits the noise as Neural-Pull does: 240 s without the cap (about 5,300 steps) gave 0.533
-  against Neural-Pull's 0.520 (bench/reports/linearised-adversary);
+  against Neural-Pull's 0.520 (bench/reports/linearised-adversary), and so does the second pass
+  (5,000 steps, seed 0: 0.522 against the linearised 0.523);
 - weight decay (AdamW 0.05, 0.3) made `balanced` worse (0.530, 0.564 against 0.515 at 2,000 steps);
 - averaging the weights of one 2,500-step `balanced` run did not help (seed 0: EMA 0.99 and 0.995,
   the mean over the last 10% or 20% of steps, 0.496-0.497 against 0.497; EMA 0.998 0.523);
