@@ -138,23 +138,20 @@ def run_neural(spec: RunSpec, data_dir: Path, device: str) -> RunRow:
 
 
 def _mean_step_flops(config, network) -> float | None:
-    """Analytic FLOPs per step averaged over NAP's Neural-Pull warm-up (None for IGR).
+    """Analytic FLOPs per step averaged over NAP's Neural-Pull warm-up (None for IGR)."""
+    from worker.engine.methods.nap import second_pass_query_count
 
-    A linearised adversary reuses the clean pass, so its steps cost Neural-Pull's matmuls.
-    """
     batch = config.training.batch_size
     shapes = layer_shapes_of(network)
-    if config.method == "neural-pull" or (
-        config.method == "nap" and config.method_config.adversarial_pass == "linearised"
-    ):
+    if config.method == "neural-pull":
         return analytic_step_flops(shapes, batch)
     if config.method != "nap":
         return None
     nap_config = config.method_config
-    adversarial = max(1, round(nap_config.adversarial_share * batch))
+    second_pass = second_pass_query_count(nap_config, batch)
     warm = nap_config.warmup_fraction
     return (warm * analytic_step_flops(shapes, batch)
-            + (1 - warm) * analytic_step_flops(shapes, batch, adversarial))
+            + (1 - warm) * analytic_step_flops(shapes, batch, second_pass))
 
 
 def run_poisson(spec: RunSpec, data_dir: Path) -> RunRow:

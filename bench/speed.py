@@ -125,8 +125,8 @@ def _step_summary(parts: dict, configs: dict, gflops: float, preset_precision: s
     out: dict = {"network": "8x256", "batch": batch, "threads": torch.get_num_threads(),
                  "precision": preset_precision}
     for (name, precision), (network, method, speeds) in parts.items():
-        adversarial = getattr(method, "adversarial_count", 0)
-        analytic = analytic_step_flops(layer_shapes_of(network), batch, adversarial)
+        second_pass = getattr(method, "second_pass_count", 0)
+        analytic = analytic_step_flops(layer_shapes_of(network), batch, second_pass)
         counted = counted_step_flops(method, network)
         rate = float(np.median(speeds))
         key = f"{name}_{precision}"

@@ -33,6 +33,19 @@ ADVERSARIAL_PASSES = ("network", "linearised")
 """How the adversarial query's f and g are obtained (see the module docstring)."""
 
 
+def adversarial_query_count(config: NapConfig, batch_size: int) -> int:
+    """Queries per step that get an adversarial copy."""
+    return max(1, round(config.adversarial_share * batch_size))
+
+
+def second_pass_query_count(config: NapConfig, batch_size: int) -> int:
+    """Queries per step that the network evaluates a second time (none when linearised): what a
+    NAP step costs beyond a Neural-Pull step."""
+    if config.adversarial_pass == "linearised":
+        return 0
+    return adversarial_query_count(config, batch_size)
+
+
 def closed_form_direction(
     residual: torch.Tensor, unit_gradient: torch.Tensor, gradients: torch.Tensor, eps: float
 ) -> torch.Tensor:
@@ -90,9 +103,8 @@ class Nap(NeuralPull):
             )
         start = math.log(math.expm1(self.method_config.initial_weight))
         self.raw_weights = nn.Parameter(torch.full((2,), start, device=device))
-        self.adversarial_count = max(
-            1, round(self.method_config.adversarial_share * self.batch_size)
-        )
+        self.adversarial_count = adversarial_query_count(self.method_config, self.batch_size)
+        self.second_pass_count = second_pass_query_count(self.method_config, self.batch_size)
 
     def extra_parameters(self) -> list[nn.Parameter]:
         return [self.raw_weights]
@@ -131,7 +143,7 @@ class Nap(NeuralPull):
         if self.method_config.adversarial_pass == "linearised":
             adv_residual = linearised_shifted_residual(residual[:m], unit[:m], gradients[:m], delta)
         else:
-            shifted = queries[:m].detach() + delta
+            shifted = queries[:m] + delta
             with autocast:
                 adv_values, adv_gradients = network.value_and_gradient(shifted, weights)
             adv_residual, _ = pull_residual(shifted, adv_values, adv_gradients, targets[:m], eps)
