@@ -176,7 +176,7 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
     lines += ["## Medians over seeds", "",
               "CD1/CD2 x100 in the unit-cube frame (DESIGN.md section 4, 100k samples per side); "
               "seconds = the reconstruction's wall time, ground-truth evaluation excluded; "
-              "budget = training-time cap asked for, which lifts the step cap (- = the preset's "
+              "budget = training-time cap asked for; the step cap still applies (- = the preset's "
               f"own: {preset_limits()}, grown by the cube root of the point count up to 3x; the "
               "paper preset on CPU is capped, stop reason `time_budget`); FLOP util = analytic "
               "training FLOPs x it/s / fp32 matmul rate measured in the same invocation (the "

@@ -31,7 +31,8 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=None, help="marching-cubes grid size")
     parser.add_argument("--max-iterations", type=int, default=None)
-    parser.add_argument("--time-budget", type=float, default=None, help="training seconds")
+    parser.add_argument("--time-budget", type=float, default=None,
+                        help="most training seconds (the preset's step cap still applies)")
     parser.add_argument("--ground-truth", type=Path, default=None,
                         help="ground-truth mesh or point set for quality metrics")
     parser.add_argument("--metrics-out", type=Path, default=None, help="write metrics JSON here")

@@ -5,6 +5,7 @@ import pytest
 from api_schemas import MethodName
 from worker.engine.methods import METHODS, get_method, method_names
 from worker.engine.presets import PRESETS, build_config
+from worker.engine.training import scaled_to_cloud
 
 
 def test_registry_names_equal_the_public_method_list():
@@ -59,11 +60,14 @@ def test_paper_preset_is_the_published_setting():
 
 
 def test_an_explicit_time_budget_or_step_count_is_kept_whatever_the_cloud_size():
-    assert build_config("nap", "fast", device="cpu").training.budget_growth_cap > 1.0
+    own = build_config("nap", "fast", device="cpu").training
+    assert own.budget_growth_cap > 1.0
     explicit = build_config("nap", "fast", device="cpu", time_budget_s=20.0).training
-    # A budget alone: time decides (the step cap goes up to the published 40k steps).
-    assert (explicit.time_budget_s, explicit.budget_growth_cap) == (20.0, 1.0)
-    assert explicit.max_iterations == 40_000
+    # A budget alone is a ceiling: the preset's step cap still applies and grows with the cloud,
+    # the budget does not.
+    assert (explicit.time_budget_s, explicit.max_iterations) == (20.0, own.max_iterations)
+    grown = scaled_to_cloud(explicit, 20_000)
+    assert grown.time_budget_s == 20.0 and grown.max_iterations > own.max_iterations
     explicit = build_config("nap", "fast", device="cpu", max_iterations=700).training
     assert (explicit.max_iterations, explicit.budget_growth_cap) == (700, 1.0)
     both = build_config("nap", "fast", device="cpu", max_iterations=700, time_budget_s=20.0)
