@@ -91,7 +91,8 @@ class TrainingConfig:
     fit (bunny, 20,000 noisy points, `fast`: CD1 x100 0.37 after 35 s, 0.31 after 90 s). 1 keeps
     both fixed."""
     max_time_budget_s: float | None = None
-    """Ceiling on the grown budget (the worker sets it from the job's time limit)."""
+    """Ceiling on the grown budget: the worker sets it from the job's time limit, build_config to
+    the budget asked for, which then stays exact while the step cap grows."""
     plateau_window: int = 500
     """Steps per window when comparing mean losses for early stopping; 0 disables it."""
     plateau_min_iterations: int = 2000
