@@ -1,13 +1,16 @@
 """Floating-point work of one training step, analytic and counted.
 
 Analytic model (matmuls only; elementwise work is small next to them at width 256). For an MLP whose
-layers are (d_in, d_out), one forward pass costs M = 2 * sum(d_in * d_out) per sample. The engine's
-`value_and_gradient` adds a hand-written input-gradient pass of about the same cost (one matmul per
-layer), so f and grad f together cost 2M. Back-propagating the loss through both graphs costs two
-matmuls per matmul (input and weight gradients): 4M. Hence
+layers are (d_in, d_out), one forward pass costs M = 2 * sum(d_in * d_out) per sample. A step costs
+a whole number of such passes per query, by activation:
 
-    Neural-Pull step  ~ 6 M B
-    NAP step          ~ 6 M (B + m)   (closed-form adversarial direction, m = adversarial share * B)
+- ReLU (`worker.engine.relu_pass`): forward, input gradient, tangent along dL/dg and one weight
+  gradient per layer: 4M;
+- softplus (`SdfNetwork.value_and_gradient`, then autograd): forward and input gradient, each
+  back-propagated into its input and its weight: 6M.
+
+Hence a Neural-Pull step costs passes * M * B and a NAP step passes * M * (B + m), where m is the
+adversarial queries the network evaluates a second time (none for the linearised pass).
 
 The counted figure runs one real step under `torch.utils.flop_counter.FlopCounterMode`, so it
 follows whatever the method actually does (autograd second order, warm-up, shares).
@@ -18,10 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-FORWARD_PASSES_PER_VALUE_AND_GRADIENT = 2
-"""Forward plus the hand-written input-gradient pass (one matmul per layer each)."""
-BACKWARD_MATMULS_PER_MATMUL = 2
-"""Each matmul in the graph back-propagates into its input and its weight."""
+PASSES_PER_STEP = {"relu": 4, "softplus": 6}
+"""Forward-pass equivalents of matmul work per query and step, by activation (see above)."""
 
 
 def forward_flops_per_sample(layer_shapes: Sequence[tuple[int, int]]) -> int:
@@ -40,20 +41,21 @@ def layer_shapes_of(network: torch.nn.Module) -> list[tuple[int, int]]:
 
 
 def analytic_step_flops(
-    layer_shapes: Sequence[tuple[int, int]], batch: int, adversarial_queries: int = 0
+    network: torch.nn.Module, batch: int, adversarial_queries: int = 0
 ) -> float:
     """Analytic matmul FLOPs of one Neural-Pull (or NAP) training step.
 
     Parameters
     ----------
-    layer_shapes : sequence of (d_in, d_out)
+    network : SdfNetwork
+        Its layer shapes and activation set the cost per query.
     batch : int
         Clean queries per step.
     adversarial_queries : int
         Adversarial copies per step (0 for Neural-Pull).
     """
-    per_sample = forward_flops_per_sample(layer_shapes)
-    passes = FORWARD_PASSES_PER_VALUE_AND_GRADIENT * (1 + BACKWARD_MATMULS_PER_MATMUL)
+    per_sample = forward_flops_per_sample(layer_shapes_of(network))
+    passes = PASSES_PER_STEP[network.config.activation]
     return float(passes * per_sample * (batch + adversarial_queries))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from bench.data import bench_case
-from bench.flops import analytic_step_flops, layer_shapes_of
+from bench.flops import analytic_step_flops
 from bench.poisson import POISSON_METHODS, POISSON_PRESET, poisson_available, reconstruct_poisson
 from bench.results import RunRow, RunSpec, append_row, completed_keys, read_rows
 
@@ -142,16 +142,15 @@ def _mean_step_flops(config, network) -> float | None:
     from worker.engine.methods.nap import second_pass_query_count
 
     batch = config.training.batch_size
-    shapes = layer_shapes_of(network)
     if config.method == "neural-pull":
-        return analytic_step_flops(shapes, batch)
+        return analytic_step_flops(network, batch)
     if config.method != "nap":
         return None
     nap_config = config.method_config
     second_pass = second_pass_query_count(nap_config, batch)
     warm = nap_config.warmup_fraction
-    return (warm * analytic_step_flops(shapes, batch)
-            + (1 - warm) * analytic_step_flops(shapes, batch, second_pass))
+    return (warm * analytic_step_flops(network, batch)
+            + (1 - warm) * analytic_step_flops(network, batch, second_pass))
 
 
 def run_poisson(spec: RunSpec, data_dir: Path) -> RunRow:

@@ -22,7 +22,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from bench.data import REPO_ROOT, bench_case
-from bench.flops import analytic_step_flops, counted_step_flops, layer_shapes_of
+from bench.flops import analytic_step_flops, counted_step_flops
 
 STEP_PRESET = "paper"
 """Preset whose network and batch the step benchmark uses."""
@@ -126,7 +126,7 @@ def _step_summary(parts: dict, configs: dict, gflops: float, preset_precision: s
                  "precision": preset_precision}
     for (name, precision), (network, method, speeds) in parts.items():
         second_pass = getattr(method, "second_pass_count", 0)
-        analytic = analytic_step_flops(layer_shapes_of(network), batch, second_pass)
+        analytic = analytic_step_flops(network, batch, second_pass)
         counted = counted_step_flops(method, network)
         rate = float(np.median(speeds))
         key = f"{name}_{precision}"

@@ -12,7 +12,7 @@ import pytest
 
 from bench.cli import main
 from bench.data import DEFAULT_DATA_DIR, bench_case
-from bench.flops import analytic_step_flops, counted_step_flops, layer_shapes_of
+from bench.flops import analytic_step_flops, counted_step_flops
 from bench.hardware import time_matmul
 from bench.poisson import poisson_available
 from bench.report import build_report, write_report
@@ -96,18 +96,20 @@ def test_plan_covers_the_matrix_and_caps_paper_on_cpu():
     assert len({s.key() for s in specs}) == len(specs)
 
 
-def test_analytic_flops_match_torch_flop_counter():
+@pytest.mark.parametrize("preset, activation", [("fast", "relu"), ("balanced", "softplus")])
+def test_analytic_flops_match_torch_flop_counter(preset, activation):
     import torch
 
     from bench.speed import _synthetic_method
     from worker.engine.model import SdfNetwork
     from worker.engine.presets import build_config
 
-    config = build_config("neural-pull", "fast", device="cpu", seed=0)
+    config = build_config("neural-pull", preset, device="cpu", seed=0)
+    assert config.network.activation == activation
     network = SdfNetwork(config.network)
     method = _synthetic_method("neural-pull", config, "cpu")
     counted = counted_step_flops(method, network)
-    analytic = analytic_step_flops(layer_shapes_of(network), config.training.batch_size)
+    analytic = analytic_step_flops(network, config.training.batch_size)
     assert math.isclose(counted, analytic, rel_tol=0.05)
     assert all(p.grad is None for p in network.parameters())
     assert torch.get_num_threads() >= 1
@@ -123,7 +125,7 @@ def test_a_linearised_nap_step_costs_neural_pull_matmuls():
 
     config = build_config("nap", "fast", device="cpu", seed=0)
     network = SdfNetwork(config.network)
-    pull_only = analytic_step_flops(layer_shapes_of(network), config.training.batch_size)
+    pull_only = analytic_step_flops(network, config.training.batch_size)
     for adversarial_pass, expected in (("linearised", 1.0), ("network", 2.0)):
         nap_config = dataclasses.replace(config.method_config, adversarial_pass=adversarial_pass,
                                          adversarial_share=1.0, warmup_fraction=0.0)

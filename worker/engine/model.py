@@ -1,9 +1,10 @@
 """The SDF network: an MLP f: R^3 -> R with a skip connection, weight norm and geometric init.
 
-`value_and_gradient` computes f(x) and grad_x f(x) together: a forward pass that keeps the
-activation derivatives and a hand-written input-gradient backward in torch ops, so training needs
-a single autograd backward (no double backward) and the weight-norm products are formed once per
-call.
+`value_and_gradient` computes f(x) and grad_x f(x) together so that training never needs a double
+backward: a ReLU network goes through `worker.engine.relu_pass` (a hand-written parameter backward,
+two thirds of autograd's matmuls); a softplus network through a forward pass that keeps the
+activation derivatives and a hand-written input-gradient backward in torch ops, which autograd then
+differentiates once. Either way the weight-norm products are formed once per call.
 """
 
 import math
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from worker.engine.config import NetworkConfig
+from worker.engine.relu_pass import INV_SQRT2, ReluValueAndGradient
 
 
 class SdfNetwork(nn.Module):
@@ -76,26 +78,18 @@ class SdfNetwork(nn.Module):
     def _activate(self, z: torch.Tensor, with_derivative: bool):
         if self.config.activation == "relu":
             # In place when nothing will differentiate through it (meshing): no new buffer per
-            # layer (dense 256^3 meshing of the paper network: 266 -> 211 s).
-            h = torch.relu(z) if torch.is_grad_enabled() else torch.relu_(z)
-            # ReLU's derivative is applied with threshold_backward on h itself (see _backward).
-            return h, h if with_derivative else None
+            # layer (dense 256^3 meshing of the paper network: 266 -> 211 s). No derivative:
+            # value_and_gradient takes ReLU networks through relu_pass.
+            return (torch.relu(z) if torch.is_grad_enabled() else torch.relu_(z)), None
         beta = self.config.softplus_beta
         h = nn.functional.softplus(z, beta=beta)
         return h, torch.sigmoid(beta * z) if with_derivative else None
 
-    def _apply_derivative(self, grad_h: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
-        if self.config.activation == "relu":
-            # One fused, differentiable op: grad where h > 0, else 0.
-            return torch.ops.aten.threshold_backward(grad_h, saved, 0.0)
-        return grad_h * saved
-
     def _forward_layers(self, x: torch.Tensor, weights: list[torch.Tensor], keep: bool):
         h, derivatives = x, []
-        inv_sqrt2 = 1.0 / math.sqrt(2.0)
         for index in range(len(weights) - 1):
             if index in self.config.skip_layers:
-                h = torch.cat([h, x.to(h.dtype)], dim=1) * inv_sqrt2
+                h = torch.cat([h, x.to(h.dtype)], dim=1) * INV_SQRT2
             z = nn.functional.linear(h, weights[index], self.biases[index])
             h, derivative = self._activate(z, keep)
             derivatives.append(derivative)
@@ -133,17 +127,20 @@ class SdfNetwork(nn.Module):
         grad : (n, 3) float32 tensor
         """
         weights = self.weights() if weights is None else weights
+        if self.config.activation == "relu":
+            return ReluValueAndGradient.apply(
+                x, tuple(self.config.skip_layers), *weights, *self.biases
+            )
         f, derivatives = self._forward_layers(x, weights, keep=True)
         width_out = weights[-1].shape[1]
         grad_h = weights[-1][0].to(f.dtype).expand(x.shape[0], width_out)
         grad_x = None
-        inv_sqrt2 = 1.0 / math.sqrt(2.0)
         for index in range(len(weights) - 2, -1, -1):
-            grad_z = self._apply_derivative(grad_h, derivatives[index])
+            grad_z = grad_h * derivatives[index]
             grad_h = grad_z @ weights[index].to(grad_z.dtype)
             if index in self.config.skip_layers:
-                grad_x_part = grad_h[:, -3:] * inv_sqrt2
+                grad_x_part = grad_h[:, -3:] * INV_SQRT2
                 grad_x = grad_x_part if grad_x is None else grad_x + grad_x_part
-                grad_h = grad_h[:, :-3] * inv_sqrt2
+                grad_h = grad_h[:, :-3] * INV_SQRT2
         grad_x = grad_h if grad_x is None else grad_x + grad_h
         return f.float(), grad_x.float()
