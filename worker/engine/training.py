@@ -15,6 +15,7 @@ import torch
 
 from worker.engine.config import TrainingConfig
 from worker.engine.errors import Diverged, ReconstructionCanceled
+from worker.engine.heap import retained_heap
 from worker.engine.methods.base import Method
 from worker.engine.model import SdfNetwork
 
@@ -119,6 +120,17 @@ def train(
     Diverged
         On a non-finite loss.
     """
+    with retained_heap():
+        return _fit(network, method, config, on_step, should_cancel)
+
+
+def _fit(
+    network: SdfNetwork,
+    method: Method,
+    config: TrainingConfig,
+    on_step: Callable[[StepReport], None] | None,
+    should_cancel: Callable[[], bool] | None,
+) -> TrainingOutcome:
     loop = _Loop(network, method, config)
     step, stop_reason, recent = 0, "max_iterations", {}
     while step < config.max_iterations:
