@@ -5,9 +5,9 @@ With glibc's defaults the freed heap top is often trimmed and the next allocatio
 in again: 2,000-8,000 page faults and 4-25 ms of kernel time per step on 2 cores. Raising the trim
 threshold (and pinning the mmap threshold at glibc's largest dynamic value, so batch-sized blocks
 come from the heap) removes them. Fresh processes, five interleaved pairs on an AMD EPYC Zen 3:
-paper Neural-Pull median 5.82 -> 6.21 it/s, `balanced` NAP 20.0 -> 21.5. On leaving, the settings
-go back to glibc's steady state and the heap is trimmed once, so a long-lived worker does not keep
-its peak.
+paper Neural-Pull median 5.82 -> 6.21 it/s, `balanced` NAP 20.0 -> 21.5 (bench/reports/step-cost).
+On leaving, the settings go back to glibc's steady state and the heap is trimmed once, so a
+long-lived worker does not keep its peak.
 
 Other C libraries (musl, macOS) have no `mallopt`; there this is a no-op.
 """

@@ -70,10 +70,11 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   `paper` included, uses them there. On a Zen 4 a tail of a tenth instead of a quarter kept
   `balanced`'s quality (seeds 0 and 1: 0.488 and 0.490 against 0.488 and 0.491) with runs 5-14%
   shorter end to end; not adopted yet, as the three-seed bench rows were not re-measured with it.
-- a hand-written backward for ReLU networks (worker.engine.relu_pass, two thirds of the matmuls)
-  made `fast`'s steps 1.3-1.4x faster on an AMD EPYC Zen 3: 2,010-2,263 steps in 35 s on
-  sparse_noisy (was 1,750-2,010) and CD1 x100 0.516-0.521 (was 0.515-0.528), sparse 0.420 (was
-  0.428), dense 0.293 (was 0.289, ended by the plateau either way; bench/reports/relu-backward).
+- three cuts to a step's cost (a hand-written backward for ReLU networks with two thirds of the
+  matmuls, worker.engine.relu_pass; a retained heap, worker.engine.heap; fused Adam) made `fast`'s
+  steps about 1.4x faster and `balanced`'s about 1.1x on an AMD EPYC Zen 3: `fast` CD1 x100 sparse
+  0.423, sparse_noisy 0.523, dense 0.286 (were 0.428 / 0.526 / 0.289), `balanced` 0.488 in 126 s
+  instead of 159 (bench/reports/step-cost).
 `paper` is the published Neural-Pull/NAP setting, sampler included (fp32 on CUDA, as published).
 """
 

@@ -23,7 +23,7 @@ INV_SQRT2 = 1.0 / math.sqrt(2.0)
 """Scale of the skip connection's concatenation [h, x] (keeps the activations' variance)."""
 
 
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The matmul dtype: autocast's when it is on for x's device, else x's own."""
     device_type = x.device.type
     if torch.is_autocast_enabled(device_type):
@@ -48,7 +48,7 @@ class ReluValueAndGradient(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, skip_layers, *parameters):
         count = len(parameters) // 2
-        dtype = compute_dtype(x)
+        dtype = _compute_dtype(x)
         weights = [w.to(dtype) for w in parameters[:count]]
         biases = [b.to(dtype) for b in parameters[count:]]
         xc = x.to(dtype)
