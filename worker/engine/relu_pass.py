@@ -10,8 +10,8 @@ where a is the layer input and nu the tangent of the activations along r (r . g 
 directional derivative). That is four matmuls per layer per sample (forward, input gradient,
 tangent, weight gradient) where autograd, back-propagating through both the forward and the
 input-gradient pass, spends six: a Neural-Pull step at the paper network costs two thirds of the
-FLOPs (fp32 on a 2-core Zen 3: 4.3 -> 6.3 it/s). dL/dx = p g, since the Hessian vanishes. Matmuls
-run in autocast's dtype when it is on, as `nn.functional.linear` would.
+FLOPs (fp32, 2-core Zen 3: 4.3 -> 6.3 it/s, bench/reports/step-cost). dL/dx = p g, as the
+Hessian vanishes. Matmuls run in autocast's dtype when it is on, as `nn.functional.linear` would.
 """
 
 import math
