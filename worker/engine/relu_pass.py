@@ -68,7 +68,7 @@ class ReluValueAndGradient(torch.autograd.Function):
                 grad_x = grad_x + grad_h[:, -3:] * INV_SQRT2
                 grad_h = grad_h[:, :-3] * INV_SQRT2
         gradient = (grad_x + grad_h).float()
-        ctx.skip_layers = skip_layers
+        ctx.skip_layers, ctx.layer_count = skip_layers, count
         ctx.parameter_dtypes = [p.dtype for p in parameters]
         ctx.save_for_backward(xc, gradient, *weights, *activations, *slopes)
         return f.float(), gradient
@@ -77,7 +77,7 @@ class ReluValueAndGradient(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_f, grad_g):
         xc, gradient, *saved = ctx.saved_tensors
-        count = (len(saved) + 2) // 3
+        count = ctx.layer_count
         weights = saved[:count]
         activations = saved[count : 2 * count - 1]
         slopes = saved[2 * count - 1 :]
