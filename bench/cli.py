@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data import DEFAULT_DATA_DIR, REGIMES, REPO_ROOT
+from bench.data import DEFAULT_DATA_DIR, DEFAULT_SHAPE, REGIMES, REPO_ROOT
 from bench.results import HARDWARE_FILE, RESULTS_FILE, SPEED_FILE, read_json, read_rows, write_json
 from bench.runner import ALL_METHODS, PRESETS, MatrixPlan, run_matrix
 from bench.speed import SPEED_PARTS, run_speed_suite
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--curve-regimes", nargs="+", choices=REGIMES, default=["sparse_noisy"])
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--shape", default=DEFAULT_SHAPE,
+                   help=f"shape folder under --data (default {DEFAULT_SHAPE}); build one from any "
+                   "mesh with python -m bench.make_data")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument("--report-dir", type=Path, default=None,
                    help="where RESULTS.md and the plot go (default: bench/ for the default --out "
@@ -102,9 +105,9 @@ def parse_options(argv: list[str]) -> Options:
         max_iterations=args.max_iterations or (QUICK_ITERATIONS if quick else None),
         resolution=args.resolution or (QUICK_RESOLUTION if quick else None),
         curve_budgets=tuple(curve), curve_regimes=tuple(args.curve_regimes),
-        curve_preset=args.curve_preset,
+        curve_preset=args.curve_preset, shape=args.shape,
     )
-    published = not quick and args.out == DEFAULT_OUT
+    published = not quick and args.out == DEFAULT_OUT and args.shape == DEFAULT_SHAPE
     report_dir = args.report_dir or (PUBLISHED_REPORT_DIR if published else args.out)
     return Options(
         plan=plan, data=args.data, out=args.out, report_dir=report_dir,

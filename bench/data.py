@@ -15,7 +15,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
 """``../shared/data`` relative to the repository root."""
 DEFAULT_SHAPE = "bunny"
-"""The shape every regime belongs to."""
+"""The shape benchmarked unless --shape names another folder of the data folder."""
 REGIMES = ("sparse", "sparse_noisy", "dense")
 """Input regimes shipped with the data (see the data README)."""
 POINTS_FILE = "points.ply"

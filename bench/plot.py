@@ -1,5 +1,5 @@
-"""Plot of CD1 x100 against wall time, one panel per regime, one colour per method, plus a panel
-of the training loss against time for NAP and Neural-Pull on sparse_noisy.
+"""Plot of CD1 x100 against wall time, one panel per regime (and shape), one colour per method, plus
+a panel of the training loss against time for NAP and Neural-Pull on sparse_noisy.
 
 Each configuration's median over seeds is a marker (shape by preset); configurations of one method
 and preset that differ only by time budget are joined by a line, so the budget sweep reads as a
@@ -9,7 +9,7 @@ CD1-vs-time curve. Individual seeds are faint dots. Uses matplotlib's Agg backen
 from pathlib import Path
 
 from bench.results import RunRow
-from bench.summary import REGIME_ORDER, Group
+from bench.summary import Group
 
 METHOD_COLOURS = {
     "nap": "tab:red", "neural-pull": "tab:blue", "igr": "tab:green",
@@ -34,7 +34,7 @@ def _series(groups: list[Group]) -> dict[tuple[str, str], list[Group]]:
     return series
 
 
-def _panel(axis, ticker, regime: str, groups: list[Group]) -> None:
+def _panel(axis, ticker, case: str, groups: list[Group]) -> None:
     for (method, preset), members in _series(groups).items():
         colour = METHOD_COLOURS.get(method, "tab:purple")
         marker = PRESET_MARKERS.get(preset, "D")
@@ -52,7 +52,7 @@ def _panel(axis, ticker, regime: str, groups: list[Group]) -> None:
     axis.xaxis.set_major_formatter(label)
     axis.xaxis.set_minor_locator(ticker.LogLocator(subs=MINOR_TICKS))
     axis.xaxis.set_minor_formatter(label)
-    axis.set_title(regime)
+    axis.set_title(case)
     axis.set_xlabel("wall time, s (log)")
     axis.set_ylabel("CD1 x100 (lower is better)")
     axis.grid(True, alpha=0.3)
@@ -60,10 +60,11 @@ def _panel(axis, ticker, regime: str, groups: list[Group]) -> None:
 
 
 def _loss_rows(groups: list[Group]) -> list[tuple[Group, RunRow]]:
-    """First-seed rows of NAP and Neural-Pull on `LOSS_REGIME` that recorded a loss curve."""
+    """First-seed rows of NAP and Neural-Pull on `LOSS_REGIME` of the first shape that recorded a
+    loss curve."""
     picked = []
     for g in groups:
-        if g.regime == LOSS_REGIME and g.method in LOSS_METHODS:
+        if g.regime == LOSS_REGIME and g.shape == groups[0].shape and g.method in LOSS_METHODS:
             row = min(g.rows, key=lambda r: r.spec.seed)
             if row.loss_curve:
                 picked.append((g, row))
@@ -78,7 +79,7 @@ def _loss_panel(axis, picked: list[tuple[Group, RunRow]]) -> None:
         axis.plot(times, losses, color=METHOD_COLOURS[g.method], linewidth=0.8, alpha=0.8,
                   linestyle=PRESET_LINES.get(g.preset, "-"), label=f"{g.method} {g.preset}{budget}")
     axis.set_yscale("log")
-    axis.set_title(f"{LOSS_REGIME}: training pull loss")
+    axis.set_title(f"{picked[0][0].case}: training pull loss")
     axis.set_xlabel("training time, s")
     axis.set_ylabel("Neural-Pull loss (log)")
     axis.grid(True, alpha=0.3)
@@ -95,17 +96,16 @@ def plot_cd1_vs_time(groups: list[Group], path: Path) -> bool:
         from matplotlib import ticker
     except ImportError:
         return False
-    regimes = [r for r in REGIME_ORDER if any(g.regime == r for g in groups)]
-    regimes += sorted({g.regime for g in groups} - set(regimes))
-    if not regimes:
+    cases = list(dict.fromkeys(g.case for g in groups))  # groups come sorted by shape and regime
+    if not cases:
         return False
     picked = _loss_rows(groups)
-    panels = len(regimes) + bool(picked)
+    panels = len(cases) + bool(picked)
     figure, axes = plt.subplots(
         1, panels, figsize=(PANEL_SIZE_IN[0] * panels, PANEL_SIZE_IN[1]), squeeze=False
     )
-    for axis, regime in zip(axes[0], regimes, strict=False):
-        _panel(axis, ticker, regime, [g for g in groups if g.regime == regime])
+    for axis, case in zip(axes[0], cases, strict=False):
+        _panel(axis, ticker, case, [g for g in groups if g.case == case])
     if picked:
         _loss_panel(axes[0][-1], picked)
     figure.tight_layout()

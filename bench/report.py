@@ -7,6 +7,7 @@ every individual run, the target checks and the speed microbenchmarks.
 import time
 from pathlib import Path
 
+from bench.data import DEFAULT_SHAPE
 from bench.results import RunRow
 from bench.summary import Group, group_rows
 from bench.targets import check_targets
@@ -76,7 +77,7 @@ def summary_table(groups: list[Group], gflops: float | None) -> list[str]:
         tight, total = g.watertight()
         preset = g.preset + (f" r{g.resolution}" if g.resolution else "")
         lines.append(
-            f"| {g.regime} | {g.method} | {preset} | {_budget(g)} | {g.seeds} "
+            f"| {g.case} | {g.method} | {preset} | {_budget(g)} | {g.seeds} "
             f"| {_f(g.median('cd1_x100'))} | {_f(g.median('cd2_x100'), 4)} | {_f(g.median('nc'))} "
             f"| {_f(g.median('fscore_0.01'))} | {tight}/{total} | {_f(g.median('wall_s'), 1)} "
             f"| {_f(g.median('iterations_per_second'), 1)} | {_group_utilisation(g, gflops)} "
@@ -95,12 +96,12 @@ def runs_table(rows: list[RunRow]) -> list[str]:
     for row in rows:
         s, gt = row.spec, row.ground_truth
         if row.status != "ok":
-            lines.append(f"| {s.regime} | {s.method} | {s.preset} | {_budget(s)} | {s.seed} "
+            lines.append(f"| {s.case} | {s.method} | {s.preset} | {_budget(s)} | {s.seed} "
                          f"| error: {row.error} |||||||||")
             continue
         load = "/".join(f"{x:.1f}" for x in row.load_average[:1])
         lines.append(
-            f"| {s.regime} | {s.method} | {s.preset} | {_budget(s)} | {s.seed} "
+            f"| {s.case} | {s.method} | {s.preset} | {_budget(s)} | {s.seed} "
             f"| {_f(gt.get('cd1_x100'))} | {_f(gt.get('nc'))} | {_f(gt.get('fscore_0.01'))} "
             f"| {row.mesh.get('watertight')} | {_f(row.wall_s, 1)} | {row.iterations or '-'} "
             f"| {_f(row.iterations_per_second, 1)} | {row.stop_reason} | {load} |"
@@ -184,6 +185,11 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
               "", *summary_table(groups, gflops), ""]
     if plot_name:
         lines += [f"![CD1 x100 against wall time]({plot_name})", ""]
+    others = sorted({g.shape for g in groups} - {DEFAULT_SHAPE})
+    if others:
+        lines += [f"Rows of {', '.join(others)} are a held-out check (`bench.make_data`): the "
+                  "targets below are the bunny's and read only its rows; compare a held-out "
+                  "shape's rows with its own Poisson rows.", ""]
     lines += ["## Targets (ISSUES.md issue 2)", "", "| target | verdict | measured |",
               "|---|---|---|", *(f"| {c.target} | {c.verdict} | {c.measured} |" for c in checks),
               "", "## Speed microbenchmarks", "", *speed_lines(speed), "",

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.data import DEFAULT_SHAPE
+
 RESULTS_FILE = "results.jsonl"
 """Name of the rows file inside the output folder."""
 SPEED_FILE = "speed.json"
@@ -30,6 +32,9 @@ class RunSpec:
     time_budget_s: float | None = None
     max_iterations: int | None = None
     resolution: int | None = None
+    shape: str = DEFAULT_SHAPE
+    """The shape folder under the data folder (rows written before shapes existed are the
+    bunny's)."""
 
     def key(self) -> tuple[Any, ...]:
         """Hashable identity used to skip runs that already have a row."""
@@ -41,7 +46,17 @@ class RunSpec:
         extras += [f"iters={self.max_iterations}"] if self.max_iterations else []
         extras += [f"res={self.resolution}"] if self.resolution else []
         tail = f" ({', '.join(extras)})" if extras else ""
-        return f"{self.regime}/{self.method}/{self.preset}/seed{self.seed}{tail}"
+        return f"{self.case}/{self.method}/{self.preset}/seed{self.seed}{tail}"
+
+    @property
+    def case(self) -> str:
+        """The regime, prefixed by the shape unless it is the bunny."""
+        return case_name(self.shape, self.regime)
+
+
+def case_name(shape: str, regime: str) -> str:
+    """``regime`` for the bunny, ``shape/regime`` for any other shape."""
+    return regime if shape == DEFAULT_SHAPE else f"{shape}/{regime}"
 
 
 @dataclass

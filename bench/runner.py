@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from bench.data import bench_case
+from bench.data import DEFAULT_SHAPE, bench_case
 from bench.flops import analytic_step_flops
 from bench.poisson import POISSON_METHODS, POISSON_PRESET, poisson_available, reconstruct_poisson
 from bench.results import RunRow, RunSpec, append_row, completed_keys, read_rows
@@ -51,6 +51,8 @@ class MatrixPlan:
     curve_regimes: tuple[str, ...] = ("sparse_noisy",)
     curve_preset: str = "balanced"
     """Preset whose network and batch the sweep uses for every neural method."""
+    shape: str = DEFAULT_SHAPE
+    """The shape folder under the data folder every run reads."""
     extra: dict = field(default_factory=dict)
 
 
@@ -68,20 +70,22 @@ def plan_specs(plan: MatrixPlan) -> list[RunSpec]:
     neural = [m for m in plan.methods if m in NEURAL_METHODS]
     for regime in plan.regimes:
         for method in (m for m in plan.methods if m in POISSON_METHODS):
-            specs += [RunSpec(regime, method, POISSON_PRESET, seed) for seed in plan.seeds]
+            specs += [RunSpec(regime, method, POISSON_PRESET, seed, shape=plan.shape)
+                      for seed in plan.seeds]
     for preset in plan.presets:
         for regime in plan.regimes:
             for method in neural:
                 specs += [
                     RunSpec(regime, method, preset, seed, _budget(plan, preset),
-                            plan.max_iterations, plan.resolution)
+                            plan.max_iterations, plan.resolution, plan.shape)
                     for seed in plan.seeds
                 ]
     for budget in sorted(plan.curve_budgets):
         for regime in plan.curve_regimes:
             for method in neural:
                 specs += [
-                    RunSpec(regime, method, plan.curve_preset, seed, budget, None, plan.resolution)
+                    RunSpec(regime, method, plan.curve_preset, seed, budget, None, plan.resolution,
+                            plan.shape)
                     for seed in plan.seeds
                 ]
     unique = {spec.key(): spec for spec in specs}
@@ -113,7 +117,7 @@ def run_neural(spec: RunSpec, data_dir: Path, device: str) -> RunRow:
     from worker.engine.pipeline import reconstruct
     from worker.engine.presets import build_config
 
-    case = bench_case(data_dir, spec.regime)
+    case = bench_case(data_dir, spec.regime, spec.shape)
     cloud, gt = case.load_points(), case.load_ground_truth()
     config = build_config(
         spec.method, spec.preset, device=device, seed=spec.seed, resolution=spec.resolution,
@@ -157,7 +161,7 @@ def run_poisson(spec: RunSpec, data_dir: Path) -> RunRow:
     """One screened Poisson reconstruction (estimated or given normals)."""
     from worker.engine.metrics import ground_truth_metrics, mesh_facts
 
-    case = bench_case(data_dir, spec.regime)
+    case = bench_case(data_dir, spec.regime, spec.shape)
     given = spec.method == "poisson-normals"
     cloud, gt = case.load_points(with_normals=given), case.load_ground_truth()
     start = time.perf_counter()

@@ -1,15 +1,16 @@
 """Group result rows by configuration and take medians over seeds.
 
 A group is every successful row with the same (regime, method, preset, budget, iterations,
-resolution): the seeds of one configuration. The report, the plot and the target checks all read
-these groups, so they agree with each other.
+resolution, shape): the seeds of one configuration. The report, the plot and the target checks all
+read these groups, so they agree with each other.
 """
 
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from bench.results import RunRow
+from bench.data import DEFAULT_SHAPE
+from bench.results import RunRow, case_name
 
 REGIME_ORDER = ("sparse", "sparse_noisy", "dense")
 METHOD_ORDER = ("nap", "neural-pull", "igr", "poisson", "poisson-normals")
@@ -28,7 +29,13 @@ class Group:
     time_budget_s: float | None
     max_iterations: int | None
     resolution: int | None
+    shape: str
     rows: list[RunRow]
+
+    @property
+    def case(self) -> str:
+        """The regime, prefixed by the shape unless it is the bunny."""
+        return case_name(self.shape, self.regime)
 
     @property
     def seeds(self) -> int:
@@ -67,11 +74,13 @@ def group_rows(rows: list[RunRow]) -> list[Group]:
         if row.status != "ok":
             continue
         s = row.spec
-        key = (s.regime, s.method, s.preset, s.time_budget_s, s.max_iterations, s.resolution)
+        key = (s.regime, s.method, s.preset, s.time_budget_s, s.max_iterations, s.resolution,
+               s.shape)
         groups.setdefault(key, Group(*key, rows=[])).rows.append(row)
     return sorted(
         groups.values(),
         key=lambda g: (
+            g.shape != DEFAULT_SHAPE, g.shape,
             _order(g.regime, REGIME_ORDER), _order(g.method, METHOD_ORDER),
             _order(g.preset, PRESET_ORDER), g.time_budget_s or 0.0, g.max_iterations or 0,
             g.resolution or 0,
