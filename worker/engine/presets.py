@@ -82,8 +82,8 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   nor the plateau stop (0.316 without) explained it; network depth did (seed 0: 4x256 0.353,
   6x128 0.303-0.305, 8x128 0.304, batch 1000 or 5000 and a 6e-3 learning rate worse). With
   6x128 `fast` (three seeds, AMD EPYC Zen 3) went from 0.423 / 0.523 / 0.286 to 0.420 / 0.517 /
-  0.282 on the bunny and from 0.643 / 0.711 / 0.332 to 0.614 / 0.687 / 0.312 on the dragon
-  (bench/reports/heldout-dragon).
+  0.282 on the bunny and from 0.643 / 0.711 / 0.332 to 0.614 / 0.687 / 0.312 on the dragon,
+  still 15% behind Poisson on its dense cloud (bench/reports/heldout-dragon).
 `paper` is the published Neural-Pull/NAP setting, sampler included (fp32 on CUDA, as published).
 """
 
