@@ -15,6 +15,7 @@ import argparse
 import gzip
 import io
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +23,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from bench.data import (
-    GROUND_TRUTH_FILE,
-    POINTS_FILE,
-    POINTS_NORMALS_FILE,
-    REPO_ROOT,
-)
+from bench.data import GROUND_TRUTH_FILE, POINTS_FILE, POINTS_NORMALS_FILE, REPO_ROOT
 from worker.engine.ply import write_point_cloud_ply
 
 DEFAULT_OUT_DIR = REPO_ROOT / "bench" / "heldout"
@@ -56,7 +52,6 @@ REGIME_RECIPES = {
 
 def load_mesh(path: Path) -> trimesh.Trimesh:
     """A triangle mesh from `path` (``.gz`` is decompressed first); raises ValueError if empty."""
-    path = Path(path)
     if path.suffix == ".gz":
         data = gzip.decompress(path.read_bytes())
         file_type = Path(path.stem).suffix.lstrip(".")
@@ -92,14 +87,33 @@ def build_shape(mesh_path: Path, out_dir: Path, seed: int = 0) -> dict:
     """Write gt_mesh.ply, gt_samples_100k.ply, transform.json and every regime into `out_dir`.
 
     Each regime draws its own points (seed + its index), as the bunny's regimes do; the noise is
-    added to the positions only, so ``points_normals.ply`` carries the clean normals.
+    added to the positions only, so ``points_normals.ply`` carries the clean normals. The folder is
+    built beside `out_dir` and renamed into place at the end, so a failure never leaves a partial
+    shape for the benchmark to read (an existing `out_dir` is replaced only then).
 
     Returns
     -------
     The transform written to transform.json.
     """
     mesh, centre, scale = normalise(load_mesh(mesh_path))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    transform = {"source_file": mesh_path.name, "centre": centre.tolist(), "scale": scale,
+                 "seed": seed, "note": "normalised = (original - centre) / scale"}
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _write_shape(mesh, transform, staging, seed)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return transform
+
+
+def _write_shape(mesh: trimesh.Trimesh, transform: dict, out_dir: Path, seed: int) -> None:
+    """Every file of `build_shape` into `out_dir`."""
+    (out_dir / TRANSFORM_FILE).write_text(json.dumps(transform, indent=1) + "\n", encoding="utf-8")
     mesh.export(out_dir / GROUND_TRUTH_MESH_FILE)
     samples, normals = sample_surface(mesh, GROUND_TRUTH_SAMPLES, seed)
     (out_dir / GROUND_TRUTH_FILE).write_bytes(write_point_cloud_ply(samples, normals))
@@ -111,10 +125,6 @@ def build_shape(mesh_path: Path, out_dir: Path, seed: int = 0) -> dict:
         regime_dir.mkdir(exist_ok=True)
         (regime_dir / POINTS_FILE).write_bytes(write_point_cloud_ply(points))
         (regime_dir / POINTS_NORMALS_FILE).write_bytes(write_point_cloud_ply(points, clean_normals))
-    transform = {"source_file": Path(mesh_path).name, "centre": centre.tolist(), "scale": scale,
-                 "seed": seed, "note": "normalised = (original - centre) / scale"}
-    (out_dir / TRANSFORM_FILE).write_text(json.dumps(transform, indent=1) + "\n", encoding="utf-8")
-    return transform
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import trimesh
 
 from bench import make_data
 from bench.cli import parse_options
-from bench.data import bench_case
+from bench.data import REGIMES, bench_case
 from bench.report import build_report
 from bench.results import RESULTS_FILE, RunSpec, row_from_json
 from bench.runner import MatrixPlan, plan_specs, run_matrix
@@ -59,6 +59,8 @@ def test_every_regime_follows_the_shared_recipe(torus_data):
     transform = json.loads((data / "torus" / make_data.TRANSFORM_FILE).read_text())
     assert np.allclose(transform["centre"], CENTRE, atol=1e-6)
     assert transform["scale"] == pytest.approx(SCALE)
+    assert tuple(make_data.REGIME_RECIPES) == REGIMES
+    assert sorted(p.name for p in data.iterdir()) == ["torus"]  # no staging folder left behind
     for regime, recipe in make_data.REGIME_RECIPES.items():
         case = bench_case(data, regime, "torus")
         cloud = case.load_points(with_normals=True)
@@ -91,6 +93,7 @@ def test_an_existing_shape_is_kept_and_a_non_mesh_is_refused(torus_data, capsys)
     text.write_text("# no faces here\nv 0 0 0\n")
     assert make_data.main([str(text), "--name", "notes", "--data", str(data)]) == 2
     assert "no triangles" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == ["torus"]  # nothing half-written
 
 
 def test_a_held_out_shape_runs_through_the_benchmark(torus_data):
