@@ -8,6 +8,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -55,16 +56,52 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (or platform.processor())."""
+VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+"""CPU features that set the matmul rate (a "model name" alone, as "AMD EPYC" in a VM, does not
+tell a 2.0 GHz first-generation EPYC doing 35 GFLOP/s a core from a later one doing 85)."""
+
+
+def parse_cpuinfo(text: str) -> dict:
+    """Model name, family, model number, clock and vector features of the first CPU listed.
+
+    Returns
+    -------
+    dict
+        ``model_name``, ``family``, ``model`` (int or None), ``mhz`` (float or None) and
+        ``vector_flags`` (those of `VECTOR_FLAGS` present, in that order).
+    """
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+
+    def number(key: str, kind):
+        try:
+            return kind(fields[key])
+        except (KeyError, ValueError):
+            return None
+
+    return {
+        "model_name": fields.get("model name") or platform.processor() or "unknown",
+        "family": number("cpu family", int),
+        "model": number("model", int),
+        "mhz": number("cpu MHz", float),
+        "vector_flags": [flag for flag in VECTOR_FLAGS if flag in flags],
+    }
+
+
+def cpu_facts() -> dict:
+    """`parse_cpuinfo` of this machine (an empty listing where /proc/cpuinfo is missing)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
-        pass
-    return platform.processor() or "unknown"
+        text = ""
+    return parse_cpuinfo(text)
 
 
 def describe_machine(device: str = "cpu") -> dict:
@@ -73,15 +110,18 @@ def describe_machine(device: str = "cpu") -> dict:
     Returns
     -------
     dict
-        ``cpu_model``, ``logical_cpus``, ``usable_cpus``, ``torch_threads``, ``torch_version``,
-        ``python``, ``device``, ``load_average``, ``matmul`` (list of rates) and
+        ``cpu_model``, ``cpu`` (`cpu_facts`), ``logical_cpus``, ``usable_cpus``,
+        ``torch_threads``, ``torch_version``, ``python``, ``device``, ``load_average``,
+        ``matmul`` (list of rates) and
         ``matmul_gflops_training`` / ``matmul_gflops_square`` / ``matmul_gflops_best``.
     """
     shapes = [*TRAINING_SHAPES, (SQUARE_SIZE, SQUARE_SIZE, SQUARE_SIZE)]
     rates = [time_matmul(m, k, n, device=device) for m, k, n in shapes]
     training = max(rate.gflops for rate in rates[: len(TRAINING_SHAPES)])
+    cpu = cpu_facts()
     facts = {
-        "cpu_model": cpu_model(),
+        "cpu_model": cpu["model_name"],
+        "cpu": cpu,
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
         "torch_threads": torch.get_num_threads(),

@@ -125,6 +125,18 @@ def _load_line(loads: list[float], cores: int) -> str:
     return text + " No other work competed for the cores."
 
 
+def _cpu_detail(cpu: dict | None) -> str:
+    """" (family 23, model 1, 2.0 GHz; avx2 fma)": what tells CPUs of one model name apart."""
+    if not cpu:
+        return ""
+    parts = [f"{name} {cpu[key]}" for name, key in (("family", "family"), ("model", "model"))
+             if cpu.get(key) is not None]
+    if cpu.get("mhz"):
+        parts.append(f"{cpu['mhz'] / 1000:.1f} GHz")
+    flags = " ".join(cpu.get("vector_flags") or [])
+    return f" ({', '.join(parts)}{'; ' + flags if flags else ''})" if parts or flags else ""
+
+
 def machine_lines(hardware: dict | None, rows: list[RunRow]) -> list[str]:
     """Where and under what load the numbers were taken."""
     if not hardware:
@@ -132,7 +144,8 @@ def machine_lines(hardware: dict | None, rows: list[RunRow]) -> list[str]:
     rates = ", ".join(f"{m['m']}x{m['k']}x{m['n']}: {m['gflops']:.0f}" for m in hardware["matmul"])
     loads = sorted(r.load_average[0] for r in rows if r.load_average)
     return [
-        f"- Machine: {hardware['cpu_model']}, {hardware['usable_cpus']} usable cores "
+        f"- Machine: {hardware['cpu_model']}{_cpu_detail(hardware.get('cpu'))}, "
+        f"{hardware['usable_cpus']} usable cores "
         f"({hardware['logical_cpus']} logical), torch {hardware['torch_version']} "
         f"({hardware['torch_threads']} threads), Python {hardware['python']}, "
         f"device {hardware['device']}.",
