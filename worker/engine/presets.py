@@ -84,6 +84,10 @@ checked on sparse and dense, 1-3 seeds each; bench/RESULTS.md has the numbers):
   6x128 `fast` (three seeds, AMD EPYC Zen 3) went from 0.423 / 0.523 / 0.286 to 0.420 / 0.517 /
   0.282 on the bunny and from 0.643 / 0.711 / 0.332 to 0.614 / 0.687 / 0.312 on the dragon,
   still 15% behind Poisson on its dense cloud (bench/reports/heldout-dragon).
+- on a first-generation AMD EPYC (2.0 GHz, 61-68 GFLOP/s on 2 cores, 2.5x slower matmuls than
+  Zen 3) the budgets bind before the step caps: `fast` trains 740-823 steps in 35 s (sparse 0.467,
+  sparse_noisy 0.534, dense 0.302) and `balanced` 1,661-1,856 of its 2,500 in 260 s (0.491);
+  the relative results hold (bench/reports/zen1-slow-host).
 `paper` is the published Neural-Pull/NAP setting, sampler included (fp32 on CUDA, as published).
 """
 
