@@ -129,12 +129,12 @@ def _cpu_detail(cpu: dict | None) -> str:
     """" (family 23, model 1, 2.0 GHz; avx2 fma)": what tells CPUs of one model name apart."""
     if not cpu:
         return ""
-    parts = [f"{name} {cpu[key]}" for name, key in (("family", "family"), ("model", "model"))
-             if cpu.get(key) is not None]
+    parts = [f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None]
     if cpu.get("mhz"):
         parts.append(f"{cpu['mhz'] / 1000:.1f} GHz")
-    flags = " ".join(cpu.get("vector_flags") or [])
-    return f" ({', '.join(parts)}{'; ' + flags if flags else ''})" if parts or flags else ""
+    text = "; ".join(part for part in (", ".join(parts), " ".join(cpu.get("vector_flags") or []))
+                     if part)
+    return f" ({text})" if text else ""
 
 
 def machine_lines(hardware: dict | None, rows: list[RunRow]) -> list[str]:
