@@ -126,7 +126,8 @@ def _load_line(loads: list[float], cores: int) -> str:
 
 
 def _cpu_detail(cpu: dict | None) -> str:
-    """" (family 23, model 1, 2.0 GHz; avx2 fma)": what tells CPUs of one model name apart."""
+    """The machine line's " (family 23, model 1, 2.0 GHz; avx2 fma)": it tells apart CPUs that
+    share a model name."""
     if not cpu:
         return ""
     parts = [f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None]
