@@ -10,8 +10,8 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 # --- the project's sources, shared by both targets ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS source
 WORKDIR /src
-COPY pyproject.toml README.md recon_cli.py ./
-COPY api_schemas ./api_schemas
+COPY pyproject.toml README.md recon.cli.py ./
+COPY recon.schemas ./recon.schemas
 COPY service ./service
 COPY worker ./worker
 
@@ -27,7 +27,7 @@ RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))
         > /tmp/requirements-api.txt \
  && pip install -r /tmp/requirements-api.txt \
  && pip install --no-deps . \
- && python -c "import sys, service.app, service.cli, worker.celery_app; assert 'torch' not in sys.modules" \
+ && python -c "import sys, recon.api.app, recon.api.cli, recon.worker.celery_app; assert 'torch' not in sys.modules" \
  && useradd --system --uid 10001 --home-dir /data recon \
  && mkdir -p /data && chown recon /data
 USER recon

@@ -2,6 +2,10 @@
 
 import sys
 
-from bench.cli import main
+from recon.engine.runtime import configure_process
+
+configure_process()  # before bench.cli loads torch
+
+from bench.cli import main  # noqa: E402
 
 sys.exit(main())

@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(argv: list[str]) -> Options:
-    from worker.engine.presets import resolve_device
+    from recon.engine.device import resolve_device
 
     args = build_parser().parse_args(argv)
     quick = args.quick
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         write_json(options.out / HARDWARE_FILE, hardware)
         _log(f"    best {hardware['matmul_gflops_best']:.0f} GFLOP/s, "
              f"training shapes {hardware['matmul_gflops_training']:.0f} GFLOP/s")
+    else:
+        hardware = hardware or {}  # --report-only: the machine of the rows' own run, if known
     if options.matrix:
         run_matrix(options.plan, options.data, results_path, _log, resume=options.resume,
                    machine_gflops=hardware["matmul_gflops_best"])

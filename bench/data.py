@@ -1,19 +1,20 @@
 """Where the benchmark data lives and how one regime's input and ground truth are loaded.
 
-The shared data (``../shared/data`` next to the repository) is already in the unit-cube frame that
-the ground-truth metrics use, so numbers computed on it are comparable with the literature.
+The bunny ships in ``bench/data`` (bench/data/README.md), already in the unit-cube frame that the
+ground-truth metrics use, so numbers computed on it are comparable with the literature; other
+shapes (``python -m bench.make_data``) and larger data come from a folder given with ``--data``.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.engine.ground_truth import GroundTruth, load_ground_truth
-from worker.engine.pointcloud import PointCloud, load_point_cloud
+from recon.engine.formats.ground_truth import GroundTruth, load_ground_truth
+from recon.engine.formats.pointcloud import PointCloud, load_point_cloud
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The repository root (bench/ lives directly under it)."""
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-"""``../shared/data`` relative to the repository root."""
+DEFAULT_DATA_DIR = REPO_ROOT / "bench" / "data"
+"""The data shipped with the repository (the bunny)."""
 DEFAULT_SHAPE = "bunny"
 """The shape benchmarked unless --shape names another folder of the data folder."""
 REGIMES = ("sparse", "sparse_noisy", "dense")

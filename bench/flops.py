@@ -4,7 +4,7 @@ Analytic model (matmuls only; elementwise work is small next to them at width 25
 layers are (d_in, d_out), one forward pass costs M = 2 * sum(d_in * d_out) per sample. A step costs
 a whole number of such passes per query, by activation:
 
-- ReLU (`worker.engine.relu_pass`): forward, input gradient, tangent along dL/dg and one weight
+- ReLU (`recon.engine.relu_pass`): forward, input gradient, tangent along dL/dg and one weight
   gradient per layer: 4M;
 - softplus (`SdfNetwork.value_and_gradient`, then autograd): forward and input gradient, each
   back-propagated into its input and its weight: 6M.
@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from recon.engine.model import SdfNetwork
+
 PASSES_PER_STEP = {"relu": 4, "softplus": 6}
 """Forward-pass equivalents of matmul work per query and step, by activation (see above)."""
 
@@ -35,14 +37,12 @@ def forward_flops_per_sample(layer_shapes: Sequence[tuple[int, int]]) -> int:
     return sum(2 * d_in * d_out for d_in, d_out in layer_shapes)
 
 
-def layer_shapes_of(network: torch.nn.Module) -> list[tuple[int, int]]:
+def layer_shapes_of(network: SdfNetwork) -> list[tuple[int, int]]:
     """(d_in, d_out) of each linear layer of an `SdfNetwork` (its direction matrices)."""
     return [(int(w.shape[1]), int(w.shape[0])) for w in network.directions]
 
 
-def analytic_step_flops(
-    network: torch.nn.Module, batch: int, adversarial_queries: int = 0
-) -> float:
+def analytic_step_flops(network: SdfNetwork, batch: int, adversarial_queries: int = 0) -> float:
     """Analytic matmul FLOPs of one Neural-Pull (or NAP) training step.
 
     Parameters
@@ -64,7 +64,7 @@ def counted_step_flops(method, network: torch.nn.Module, progress: float = 1.0) 
 
     Parameters
     ----------
-    method : worker.engine.methods.Method
+    method : recon.engine.methods.Method
         A built method (owns its batch draws).
     network : SdfNetwork
     progress : float

@@ -1,7 +1,7 @@
-"""Turn any ground-truth mesh into a benchmark shape folder laid out like ``../shared/data/bunny``.
+"""Turn any ground-truth mesh into a benchmark shape folder laid out like ``bench/data/bunny``.
 
 The presets were tuned on the bunny; a shape built here from another scan (the Stanford dragon,
-say) checks that they were not tuned to it. The recipe is the shared data README's: the mesh's
+say) checks that they were not tuned to it. The recipe is the bunny's (bench/data/README.md): the
 bounding box centred at the origin with its longest side 1, 100k area-uniform ground-truth samples
 with face normals, and the three input regimes with their point counts and noise, at fixed seeds.
 
@@ -24,7 +24,7 @@ import numpy as np
 import trimesh
 
 from bench.data import GROUND_TRUTH_FILE, POINTS_FILE, POINTS_NORMALS_FILE, REPO_ROOT
-from worker.engine.ply import write_point_cloud_ply
+from recon.engine.formats.ply import write_point_cloud_ply
 
 DEFAULT_OUT_DIR = REPO_ROOT / "bench" / "heldout"
 """Where shapes go unless --data says otherwise (git-ignored: rebuilt from the source mesh)."""
@@ -47,7 +47,7 @@ REGIME_RECIPES = {
     "sparse_noisy": Regime(1_000, 0.005),
     "dense": Regime(20_000, 0.0025),
 }
-"""The shared data README's regimes (its bunny was made this way)."""
+"""The regimes of bench/data/README.md (its bunny was made this way)."""
 
 
 def load_mesh(path: Path) -> trimesh.Trimesh:

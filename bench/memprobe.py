@@ -21,11 +21,11 @@ KIB = 1024
 
 def probe(points: int, max_iterations: int, seed: int, preset: str) -> dict:
     """Reconstruct a synthetic `points`-point torus; returns timings and peak RSS in bytes."""
-    from worker.engine.examples import torus
-    from worker.engine.pipeline import reconstruct
-    from worker.engine.ply import write_point_cloud_ply
-    from worker.engine.pointcloud import load_point_cloud
-    from worker.engine.presets import build_config
+    from recon.engine.examples import torus
+    from recon.engine.formats.ply import write_point_cloud_ply
+    from recon.engine.formats.pointcloud import load_point_cloud
+    from recon.engine.pipeline import reconstruct
+    from recon.engine.presets import build_config
 
     start = time.perf_counter()
     xyz, normals = torus(points, np.random.default_rng(seed))

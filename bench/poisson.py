@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 
 if TYPE_CHECKING:
-    from worker.engine.pointcloud import PointCloud
+    from recon.engine.formats.pointcloud import PointCloud
 
 POISSON_METHODS = ("poisson", "poisson-normals")
 """Benchmark method names of the two Poisson variants."""

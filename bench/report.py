@@ -11,8 +11,8 @@ from bench.data import DEFAULT_SHAPE
 from bench.results import RunRow
 from bench.summary import Group, group_rows
 from bench.targets import check_targets
-from worker.engine.presets import build_config
-from worker.engine.training import scaled_to_cloud
+from recon.engine.presets import build_config
+from recon.engine.training import scaled_to_cloud
 
 PLOT_FILE = "RESULTS_cd1_vs_time.png"
 REPORT_FILE = "RESULTS.md"

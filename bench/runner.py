@@ -2,7 +2,7 @@
 
 Neural methods run through the engine's public API (`build_config`, `reconstruct`); Poisson rows
 run `bench.poisson`. Every row's ground-truth numbers come from the one metrics implementation,
-`worker.engine.metrics.ground_truth_metrics`, computed after the run's clock has stopped.
+`recon.engine.metrics.ground_truth_metrics`, computed after the run's clock has stopped.
 """
 
 import os
@@ -112,10 +112,10 @@ class LossCurve:
 
 def run_neural(spec: RunSpec, data_dir: Path, device: str) -> RunRow:
     """One engine reconstruction of `spec`, timed without the ground-truth evaluation."""
-    from worker.engine.metrics import ground_truth_metrics
-    from worker.engine.model import SdfNetwork
-    from worker.engine.pipeline import reconstruct
-    from worker.engine.presets import build_config
+    from recon.engine.metrics import ground_truth_metrics
+    from recon.engine.model import SdfNetwork
+    from recon.engine.pipeline import reconstruct
+    from recon.engine.presets import build_config
 
     case = bench_case(data_dir, spec.regime, spec.shape)
     cloud, gt = case.load_points(), case.load_ground_truth()
@@ -143,7 +143,7 @@ def run_neural(spec: RunSpec, data_dir: Path, device: str) -> RunRow:
 
 def _mean_step_flops(config, network) -> float | None:
     """Analytic FLOPs per step averaged over NAP's Neural-Pull warm-up (None for IGR)."""
-    from worker.engine.methods.nap import second_pass_query_count
+    from recon.engine.methods.nap import second_pass_query_count
 
     batch = config.training.batch_size
     if config.method == "neural-pull":
@@ -159,7 +159,7 @@ def _mean_step_flops(config, network) -> float | None:
 
 def run_poisson(spec: RunSpec, data_dir: Path) -> RunRow:
     """One screened Poisson reconstruction (estimated or given normals)."""
-    from worker.engine.metrics import ground_truth_metrics, mesh_facts
+    from recon.engine.metrics import ground_truth_metrics, mesh_facts
 
     case = bench_case(data_dir, spec.regime, spec.shape)
     given = spec.method == "poisson-normals"

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,8 @@ GIB = 2**30
 
 def _synthetic_method(name: str, config, device: str):
     """A method on a synthetic query pool (step cost does not depend on the values)."""
-    from worker.engine.methods import TrainingData
-    from worker.engine.sampling import QueryPool
+    from recon.engine.methods import TrainingData
+    from recon.engine.sampling import QueryPool
 
     rng = np.random.default_rng(config.seed)
     queries = (0.3 * rng.standard_normal((POOL_SIZE, 3))).astype(np.float32)
@@ -61,7 +62,7 @@ def _synthetic_method(name: str, config, device: str):
 
 
 def _step_config(name: str, precision: str, device: str):
-    from worker.engine.presets import build_config
+    from recon.engine.presets import build_config
 
     config = build_config(name, STEP_PRESET, device=device, seed=0)
     # Every timed step at one precision: no fp32 polishing tail inside a round.
@@ -76,7 +77,7 @@ def _step_config(name: str, precision: str, device: str):
 
 
 def _timed_round(network, method, config, seconds: float) -> float:
-    from worker.engine.training import train
+    from recon.engine.training import train
 
     training = dataclasses.replace(config.training, max_iterations=10**7,
                                    time_budget_s=seconds, plateau_window=0)
@@ -90,9 +91,9 @@ def step_speeds(device: str, gflops: float, seconds: float = STEP_SECONDS,
     Timed in fp32 and, where the preset trains in bf16 on this machine, in bf16 too; the
     utilisation is the fp32 step against the fp32 matmul rate, so it never counts bf16's speed.
     """
-    from worker.engine.model import SdfNetwork
-    from worker.engine.presets import build_config
-    from worker.engine.training import train
+    from recon.engine.model import SdfNetwork
+    from recon.engine.presets import build_config
+    from recon.engine.training import train
 
     preset_precision = build_config("neural-pull", STEP_PRESET,
                                     device=device).training.matmul_precision
@@ -102,7 +103,7 @@ def step_speeds(device: str, gflops: float, seconds: float = STEP_SECONDS,
     threads = torch.get_num_threads()
     torch.set_num_threads(configs[variants[0]].training.num_threads or threads)
     try:
-        parts = {}
+        parts: dict[tuple[str, str], tuple[Any, Any, list[float]]] = {}
         for variant in variants:
             network = SdfNetwork(configs[variant].network).to(device)
             method = _synthetic_method(variant[0], configs[variant], device)
@@ -146,10 +147,10 @@ def _step_summary(parts: dict, configs: dict, gflops: float, preset_precision: s
 def _fitted_network(data_dir: Path, device: str, steps: int):
     """A paper-size network trained `steps` steps on bunny/sparse_noisy, with the learning rate
     schedule run over those steps (geometric init without the data)."""
-    from worker.engine.model import SdfNetwork
-    from worker.engine.pipeline import prepare
-    from worker.engine.presets import build_config
-    from worker.engine.training import train
+    from recon.engine.model import SdfNetwork
+    from recon.engine.pipeline import prepare
+    from recon.engine.presets import build_config
+    from recon.engine.training import train
 
     config = build_config("neural-pull", STEP_PRESET, device=device, seed=0)
     init = torch.Generator().manual_seed(config.seed)
@@ -167,7 +168,7 @@ def _fitted_network(data_dir: Path, device: str, steps: int):
 
 
 def _method_for_data(name: str, config, data, device: str):
-    from worker.engine.methods import get_method
+    from recon.engine.methods import get_method
 
     generator = torch.Generator(device=device).manual_seed(config.seed)
     return get_method(name)(config, data, torch.device(device), generator)
@@ -176,7 +177,7 @@ def _method_for_data(name: str, config, data, device: str):
 def meshing_comparison(data_dir: Path, device: str, resolution: int = MESH_RESOLUTION,
                        fit_steps: int = MESH_FIT_STEPS) -> dict:
     """Dense vs coarse-to-fine extraction of one fitted network at `resolution`^3."""
-    from worker.engine.meshing import extract_mesh
+    from recon.engine.meshing import extract_mesh
 
     network, config, what = _fitted_network(data_dir, device, fit_steps)
     timings, meshes = {}, {}

@@ -44,6 +44,16 @@ def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("pass" if ok else "FAIL")
 
 
+def _at_most(value: float | None, limit: float) -> bool:
+    """`value <= limit`; a metric no row measured meets no target."""
+    return value is not None and value <= limit
+
+
+def _at_least(value: float | None, limit: float) -> bool:
+    """`value >= limit`; a metric no row measured meets no target."""
+    return value is not None and value >= limit
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -54,9 +64,10 @@ def _balanced(groups: list[Group]) -> Check:
     if g is None:
         return Check(name, _verdict(None), "-")
     tight, total = g.watertight()
-    ok = (g.median("wall_s") <= BALANCED_MAX_SECONDS and g.median("cd1_x100") <= BALANCED_MAX_CD1
-          and g.median("nc") >= BALANCED_MIN_NC and g.median("fscore_0.01") >= BALANCED_MIN_F
-          and tight == total)
+    ok = (_at_most(g.median("wall_s"), BALANCED_MAX_SECONDS)
+          and _at_most(g.median("cd1_x100"), BALANCED_MAX_CD1)
+          and _at_least(g.median("nc"), BALANCED_MIN_NC)
+          and _at_least(g.median("fscore_0.01"), BALANCED_MIN_F) and tight == total)
     return Check(name, _verdict(ok), f"{_fmt(g.median('wall_s'), 0)} s, CD1 "
                  f"{_fmt(g.median('cd1_x100'))}, NC {_fmt(g.median('nc'))}, F "
                  f"{_fmt(g.median('fscore_0.01'))}, watertight {tight}/{total} ({g.seeds} seeds)")
@@ -69,7 +80,8 @@ def _fast(groups: list[Group]) -> list[Check]:
     if g is None:
         checks.append(Check(name, _verdict(None), "-"))
     else:
-        ok = g.median("wall_s") <= FAST_MAX_SECONDS and g.median("cd1_x100") <= FAST_MAX_CD1
+        ok = (_at_most(g.median("wall_s"), FAST_MAX_SECONDS)
+              and _at_most(g.median("cd1_x100"), FAST_MAX_CD1))
         checks.append(Check(name, _verdict(ok), f"{_fmt(g.median('wall_s'), 1)} s, CD1 "
                             f"{_fmt(g.median('cd1_x100'))} ({g.seeds} seeds)"))
     for regime in ("sparse", "sparse_noisy", "dense"):
@@ -78,10 +90,11 @@ def _fast(groups: list[Group]) -> list[Check]:
         factor = FAST_DENSE_TOLERANCE if regime == "dense" else 1.0
         rule = "within 10% of" if regime == "dense" else "better than"
         name = f"fast {rule} Poisson (estimated normals) on {regime}"
-        if ours is None or poisson is None:
+        a = None if ours is None else ours.median("cd1_x100")
+        measured = None if poisson is None else poisson.median("cd1_x100")
+        if a is None or measured is None:
             checks.append(Check(name, _verdict(None), "-"))
             continue
-        a, measured = ours.median("cd1_x100"), poisson.median("cd1_x100")
         b = min(measured, POISSON_REFERENCE_CD1[regime])
         checks.append(Check(name, _verdict(a <= factor * b),
                             f"CD1 {a:.3f} vs {b:.3f} (Poisson here {measured:.3f}, "
@@ -97,9 +110,11 @@ def _equal_time(groups: list[Group]) -> Check:
             continue
         other = find_group(groups, "sparse_noisy", "neural-pull", g.preset,
                            time_budget_s=g.time_budget_s, max_iterations=g.max_iterations)
-        if other is not None:
-            pairs.append((g.preset, g.time_budget_s, g.median("cd1_x100"),
-                          other.median("cd1_x100")))
+        if other is None:
+            continue
+        nap, neural_pull = g.median("cd1_x100"), other.median("cd1_x100")
+        if nap is not None and neural_pull is not None:
+            pairs.append((g.preset, g.time_budget_s, nap, neural_pull))
     if not pairs:
         return Check(name, _verdict(None), "-")
     wins = sum(nap < np_ for _, _, nap, np_ in pairs)

@@ -21,7 +21,10 @@ import numpy as np
 import pytest
 import redis
 
-from service.settings import Settings
+from recon.engine.runtime import configure_process
+from recon.infra.settings import Settings
+
+configure_process()  # the test session is an entry point: OpenMP defaults before torch loads
 
 if TYPE_CHECKING:  # FastAPI is imported lazily: engine tests check what gets imported
     from fastapi.testclient import TestClient
@@ -122,7 +125,7 @@ def client(settings: Settings) -> Iterator["TestClient"]:
     """A TestClient on `create_app(settings)`."""
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from recon.api.app import create_app
 
     with TestClient(create_app(settings)) as test_client:
         yield test_client

@@ -4,7 +4,7 @@ the table is a real setting (the walkthrough itself runs in tests/e2e/test_embed
 import re
 from pathlib import Path
 
-from service.settings import Settings
+from recon.infra.settings import Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -1,7 +1,7 @@
 """Smoke test of the benchmark: one tiny engine run end to end, Poisson rows, report and plot.
 
-Uses the shared bunny data (skipped when it is absent) and the real engine; the Poisson part is
-skipped when the optional `bench` extra (open3d) is not installed.
+Uses the bunny shipped in bench/data and the real engine; the Poisson part is skipped when the
+optional `bench` extra (open3d) is not installed.
 """
 
 import json
@@ -22,12 +22,6 @@ from bench.runner import MatrixPlan, plan_specs, run_matrix, run_one
 TINY = {"max_iterations": 50, "resolution": 32}
 NO_TIME_CAP_S = 3600.0
 """Longer than 50 tiny steps can take, so the iteration count (not the clock) ends the run."""
-
-pytestmark = pytest.mark.skipif(
-    not (DEFAULT_DATA_DIR / "bunny" / "sparse" / "points.ply").is_file(),
-    reason="shared benchmark data not found",
-)
-
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
@@ -101,8 +95,8 @@ def test_analytic_flops_match_torch_flop_counter(preset, activation):
     import torch
 
     from bench.speed import _synthetic_method
-    from worker.engine.model import SdfNetwork
-    from worker.engine.presets import build_config
+    from recon.engine.model import SdfNetwork
+    from recon.engine.presets import build_config
 
     config = build_config("neural-pull", preset, device="cpu", seed=0)
     assert config.network.activation == activation
@@ -120,8 +114,8 @@ def test_a_linearised_nap_step_costs_neural_pull_matmuls():
 
     from bench.runner import _mean_step_flops
     from bench.speed import _synthetic_method
-    from worker.engine.model import SdfNetwork
-    from worker.engine.presets import build_config
+    from recon.engine.model import SdfNetwork
+    from recon.engine.presets import build_config
 
     config = build_config("nap", "fast", device="cpu", seed=0)
     network = SdfNetwork(config.network)
@@ -140,7 +134,7 @@ def test_step_speeds_time_fp32_and_the_presets_bf16(tmp_path, monkeypatch):
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu avx512f avx512_bf16\n")
-    monkeypatch.setattr("worker.engine.presets.CPU_FLAGS_FILE", cpuinfo)
+    monkeypatch.setattr("recon.engine.device.CPU_FLAGS_FILE", cpuinfo)
     steps = step_speeds("cpu", gflops=100.0, seconds=0.2, rounds=1)
     assert steps["precision"] == "bf16"
     for name in ("neural-pull", "nap"):

@@ -26,8 +26,7 @@ import trimesh
 from scipy.spatial import cKDTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-BUNNY = SHARED_DATA / "bunny"
+BUNNY = REPO_ROOT / "tests" / "data" / "bunny"
 E2E_REDIS_URL = os.environ.get("RECON_E2E_REDIS_URL", "redis://127.0.0.1:6379/12")
 TINY_PARAMS = {"preset": "fast", "max_iterations": 300, "resolution": 64}
 """Small enough for a busy 2-core machine (the fast preset also caps training at 30 s)."""
@@ -98,7 +97,7 @@ class Stack:
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         return subprocess.Popen(
-            [sys.executable, "-m", "recon_cli", *argv], cwd=REPO_ROOT, env=self.env,
+            [sys.executable, "-m", "recon.cli", *argv], cwd=REPO_ROOT, env=self.env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -137,7 +136,7 @@ class Stack:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
 
     def settings(self) -> Any:
-        from service.settings import Settings
+        from recon.infra.settings import Settings
 
         values = {k[len("RECON_"):].lower(): v for k, v in self.env.items()
                   if k.startswith("RECON_") and k != "RECON_E2E_REDIS_URL"}
@@ -222,7 +221,7 @@ def load_glb(data: bytes) -> trimesh.Trimesh:
 def assert_close_to_bunny(mesh: trimesh.Trimesh) -> None:
     """Watertight, and both one-sided mean distances to the true surface are small."""
     assert mesh.is_watertight
-    gt = trimesh.load(BUNNY / "gt_samples_100k.ply")
+    gt = trimesh.load(BUNNY / "gt_samples_10k.ply")
     gt_points = np.asarray(gt.vertices)[:: max(1, len(gt.vertices) // GT_SAMPLES)]
     mesh_points, _ = trimesh.sample.sample_surface(mesh, GT_SAMPLES, seed=0)
     to_gt = cKDTree(gt_points).query(mesh_points)[0].mean()

@@ -20,7 +20,7 @@ from e2e_support import (
     watch,
 )
 
-from service.job_store import JobStore
+from recon.infra.job_store import JobStore
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from e2e_support import BUNNY, Stack, free_port, stack_env, wait_for
 
-from api_schemas import JobStatus
-from service.job_record import JobRecord
-from service.job_store import JobStore
-from service.queue import JobQueue
-from service.storage import build_storage, job_object_key
+from recon.infra.job_record import JobRecord
+from recon.infra.job_store import JobStore
+from recon.infra.storage import build_storage, job_object_key
+from recon.infra.task_queue import JobQueue
+from recon.schemas import JobStatus
 
 pytestmark = pytest.mark.e2e
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from api_schemas import JobStatus
-from service.job_record import JobRecord
-from service.job_store import JobStore
-from service.settings import Settings
-from service.storage import job_object_key
-from worker.celery_app import ReconCelery, create_celery_app
+from recon.infra.job_record import JobRecord
+from recon.infra.job_store import JobStore
+from recon.infra.settings import Settings
+from recon.infra.storage import job_object_key
+from recon.schemas import JobStatus
+from recon.worker.celery_app import ReconCelery, create_celery_app
 
 WORKER_TEST_REDIS_URL = os.environ.get("RECON_E2E_REDIS_URL", "redis://127.0.0.1:6379/12")
 

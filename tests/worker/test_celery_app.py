@@ -3,11 +3,11 @@
 import subprocess
 import sys
 
-from api_schemas import RECONSTRUCT_TASK_NAME
-from service.settings import Settings
-from worker.celery_app import create_celery_app
-from worker.cli import build_parser, worker_argv
-from worker.tasks import backoff_s
+from recon.infra.settings import Settings
+from recon.schemas import RECONSTRUCT_TASK_NAME
+from recon.worker.celery_app import create_celery_app
+from recon.worker.cli import build_parser, worker_argv
+from recon.worker.tasks import backoff_s
 
 
 def test_reliability_settings(worker_settings: Settings) -> None:
@@ -25,10 +25,10 @@ def test_reliability_settings(worker_settings: Settings) -> None:
 
 def test_app_and_task_modules_do_not_import_torch() -> None:
     code = (
-        "import sys; from service.settings import Settings; "
-        "from worker.celery_app import create_celery_app; "
+        "import sys; from recon.infra.settings import Settings; "
+        "from recon.worker.celery_app import create_celery_app; "
         "app = create_celery_app(Settings()); app.loader.import_default_modules(); "
-        "import worker.tasks, worker.reaper, worker.cli, service.embedded; "
+        "import recon.worker.tasks, recon.worker.reaper, recon.worker.cli, recon.embedded.serve; "
         "assert 'recon.reconstruct' in app.tasks; "
         "print(sorted(m for m in ('torch', 'fastapi') if m in sys.modules))"
     )

@@ -1,8 +1,8 @@
 """The one translation from public parameters to an engine config."""
 
-from api_schemas import ReconstructionParams
-from service.settings import Settings
-from worker.engine_params import engine_config_for, training_time_cap_s
+from recon.infra.settings import Settings
+from recon.schemas import ReconstructionParams
+from recon.worker.engine_params import engine_config_for, training_time_cap_s
 
 
 def test_client_choices_reach_the_engine_config() -> None:

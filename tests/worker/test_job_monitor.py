@@ -4,10 +4,10 @@ quickly; Redis errors of any kind never stop the thread."""
 
 import time
 
-from api_schemas import JobProgress
-from service.job_store import JobStore
-from worker.engine.pipeline import Progress
-from worker.job_monitor import STAGE_SPANS, JobMonitor, MonitorTiming, job_progress
+from recon.engine.pipeline import Progress
+from recon.infra.job_store import JobStore
+from recon.schemas import JobProgress
+from recon.worker.job_monitor import STAGE_SPANS, JobMonitor, MonitorTiming, job_progress
 
 from .conftest import make_job
 

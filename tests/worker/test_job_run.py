@@ -7,12 +7,12 @@ from collections.abc import Callable
 import pytest
 import trimesh
 
-from api_schemas import JobStatus
-from service.job_store import JobStore
-from service.storage import job_object_key
+from recon.infra.job_store import JobStore
+from recon.infra.storage import job_object_key
+from recon.schemas import JobStatus
+from recon.worker.celery_app import ReconCelery
+from recon.worker.job_run import JobContext, Outcome, run_job
 from tests.conftest import binary_ply, sphere_points, wait_until
-from worker.celery_app import ReconCelery
-from worker.job_run import JobContext, Outcome, run_job
 
 from .conftest import make_job
 

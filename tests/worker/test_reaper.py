@@ -11,13 +11,13 @@ from typing import Any
 
 import redis
 
-from api_schemas import RECONSTRUCT_TASK_NAME, JobStatus, ReconstructTaskPayload
-from service.job_record import JobRecord
-from service.job_store import JobStore
-from service.settings import Settings
-from service.storage import job_object_key
-from worker.celery_app import ReconCelery, create_celery_app
-from worker.reaper import LOCK_NAME, ReapReport, reap_job, reap_once
+from recon.infra.job_record import JobRecord
+from recon.infra.job_store import JobStore
+from recon.infra.settings import Settings
+from recon.infra.storage import job_object_key
+from recon.schemas import RECONSTRUCT_TASK_NAME, JobStatus, ReconstructTaskPayload
+from recon.worker.celery_app import ReconCelery, create_celery_app
+from recon.worker.reaper import LOCK_NAME, ReapReport, reap_job, reap_once
 
 from .conftest import make_job
 

@@ -1,0 +1,52 @@
+"""Turning a `JobRecord` into the public `JobPublic` view (timestamps, progress, links)."""
+
+from datetime import UTC, datetime
+
+from recon.infra.job_record import JobRecord
+from recon.schemas import (
+    JobError,
+    JobLinks,
+    JobProgress,
+    JobPublic,
+    JobStatus,
+    ReconstructionParams,
+)
+
+JOBS_PATH = "/reconstructions"
+
+
+def job_path(job_id: str) -> str:
+    """The job's URL path, used for `Location` and `links.self`."""
+    return f"{JOBS_PATH}/{job_id}"
+
+
+def _time(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, tz=UTC)
+
+
+def job_links(record: JobRecord) -> JobLinks:
+    """Links to the job, its events, its cancel action and (once succeeded) its mesh."""
+    base = job_path(record.id)
+    mesh = f"{base}/mesh" if record.status is JobStatus.SUCCEEDED else None
+    return JobLinks(self=base, mesh=mesh, events=f"{base}/events", cancel=f"{base}/cancel")
+
+
+def to_job_public(record: JobRecord) -> JobPublic:
+    """The client's view of a job."""
+    error = None
+    if record.error_code:
+        error = JobError(code=record.error_code, message=record.error_message or "")
+    return JobPublic(
+        id=record.id,
+        status=record.status,
+        params=ReconstructionParams.model_validate(record.params),
+        progress=JobProgress.model_validate(record.progress),
+        created_at=datetime.fromtimestamp(record.created_at, tz=UTC),
+        started_at=_time(record.started_at),
+        finished_at=_time(record.finished_at),
+        metrics=record.metrics,
+        warnings=list(record.warnings),
+        error=error,
+        formats=list(record.formats),
+        links=job_links(record),
+    )

@@ -1,0 +1,194 @@
+"""`/reconstructions`: submit, inspect, list, download, cancel, delete and follow jobs."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from recon.api.deps import (
+    ContextDep,
+    CurrentTenant,
+    JobStoreDep,
+    OwnedJob,
+    SettingsDep,
+    StorageDep,
+)
+from recon.api.errors import BadRequest, Conflict, NotFound
+from recon.api.events import job_events
+from recon.api.job_views import JOBS_PATH, job_path, to_job_public
+from recon.api.submissions import Submissions, check_idempotency_key
+from recon.api.uploads import read_multipart
+from recon.infra.job_store import InvalidCursor
+from recon.infra.storage import job_object_key, job_prefix, mesh_object_name
+from recon.schemas import ErrorBody, JobPublic, JobsPublic, JobStatus, MeshFormat
+
+router = APIRouter(prefix=JOBS_PATH, tags=["reconstructions"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
+}
+UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Point cloud: PLY, XYZ/PTS text or NPY.",
+                        },
+                        "params": {
+                            "type": "string",
+                            "description": "ReconstructionParams as JSON.",
+                        },
+                        "ground_truth": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "Optional reference mesh/points.",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _job_response(record_view: JobPublic, status_code: int) -> JSONResponse:
+    return JSONResponse(
+        record_view.model_dump(mode="json"),
+        status_code=status_code,
+        headers={"Location": job_path(record_view.id)},
+    )
+
+
+@router.post(
+    "", status_code=202, response_model=JobPublic, responses=ERRORS, openapi_extra=UPLOAD_SCHEMA
+)
+async def submit_reconstruction(
+    request: Request,
+    tenant: CurrentTenant,
+    context: ContextDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    """Upload a point cloud; answers 202 with the queued job (200 when the key was seen)."""
+    key = check_idempotency_key(idempotency_key)
+    submissions = Submissions(context)
+    if key is not None:
+        existing = await run_in_threadpool(context.job_store.find_idempotent, tenant, key)
+        if existing is not None:
+            return _job_response(to_job_public(existing), 200)
+    await run_in_threadpool(submissions.check_quota, tenant)
+    settings = context.settings
+    upload = await read_multipart(request, max_bytes=settings.max_upload_bytes)
+    with upload:
+        outcome = await run_in_threadpool(submissions.submit, tenant, upload, key)
+    return _job_response(to_job_public(outcome.record), 202 if outcome.created else 200)
+
+
+@router.get("", response_model=JobsPublic, responses=ERRORS)
+def list_reconstructions(
+    tenant: CurrentTenant,
+    store: JobStoreDep,
+    settings: SettingsDep,
+    limit: Annotated[
+        int | None, Query(ge=1, description="Page size (capped by the server).")
+    ] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> JobsPublic:
+    """The caller's jobs, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    size = min(limit or settings.list_default_limit, settings.list_max_limit)
+    try:
+        page = store.list_for_tenant(tenant, limit=size, cursor=cursor)
+    except InvalidCursor as exc:
+        raise BadRequest(str(exc), code="invalid_cursor") from exc
+    return JobsPublic(items=[to_job_public(r) for r in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic, responses=ERRORS)
+def get_reconstruction(job: OwnedJob) -> JobPublic:
+    """One job: status, progress, timestamps, metrics, warnings, error and links."""
+    return to_job_public(job)
+
+
+@router.get("/{job_id}/mesh", responses={**ERRORS, 307: {"description": "Presigned URL."}})
+def download_mesh(
+    job: OwnedJob, storage: StorageDep, format: MeshFormat = MeshFormat.GLB
+) -> Response:
+    """The mesh bytes (local storage) or a redirect to a short-lived presigned URL (S3)."""
+    if job.status is not JobStatus.SUCCEEDED:
+        raise Conflict(
+            f"the job is {job.status.value}; the mesh exists once it succeeded",
+            code="job_not_finished",
+            detail={"status": job.status.value},
+        )
+    if format.value not in job.formats:
+        raise NotFound(
+            f"the job did not produce a {format.value} mesh",
+            code="format_not_produced",
+            detail={"formats": job.formats},
+        )
+    key = job_object_key(job.tenant, job.id, mesh_object_name(format.value))
+    filename, media_type = f"reconstruction-{job.id}.{format.value}", format.media_type
+    if not storage.exists(key):
+        raise NotFound("the mesh file is missing from storage", code="artifact_missing")
+    url = storage.presigned_url(key, filename=filename, content_type=media_type)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
+    path = storage.local_path(key)
+    if path is None:
+        raise NotFound("the mesh file is missing from storage", code="artifact_missing")
+    return FileResponse(path, media_type=media_type, filename=filename)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic, responses=ERRORS)
+def cancel_reconstruction(job: OwnedJob, store: JobStoreDep) -> JSONResponse:
+    """Cancel a job: at once when queued (200), cooperatively when running (202)."""
+    status = None if job.is_final else store.request_cancel(job.id)
+    if status is None:
+        current = store.get(job.id)
+        now = current.status.value if current else "deleted"
+        raise Conflict(
+            f"the job is already {now}", code="job_already_final", detail={"status": now}
+        )
+    record = store.get(job.id) or job
+    code = 200 if status is JobStatus.CANCELED else 202
+    return JSONResponse(to_job_public(record).model_dump(mode="json"), status_code=code)
+
+
+@router.delete("/{job_id}", status_code=204, responses=ERRORS)
+def delete_reconstruction(job: OwnedJob, store: JobStoreDep, storage: StorageDep) -> Response:
+    """Cancel the job if it still runs, then remove its record and its files.
+
+    The record goes first: a worker finishing in between then fails to mark the job succeeded
+    and removes the files it uploaded, instead of leaving them behind a deleted record.
+    """
+    if not job.is_final:
+        store.request_cancel(job.id)
+    store.delete(job.id)
+    storage.delete_prefix(job_prefix(job.tenant, job.id))
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={**ERRORS, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+def follow_reconstruction(
+    job: OwnedJob, store: JobStoreDep, settings: SettingsDep
+) -> StreamingResponse:
+    """Server-sent events: `progress` while the job runs, then its final status, then close."""
+    events = job_events(
+        store,
+        job.id,
+        poll_interval_s=settings.events_poll_interval_s,
+        max_duration_s=settings.events_max_duration_s,
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)

@@ -1,0 +1,221 @@
+"""Engine configuration: frozen dataclasses, every field documented, no magic numbers elsewhere.
+
+Presets (`recon.engine.presets.build_config`) fill these in; the pipeline reads them. Lengths are
+in the normalised frame (the input's bounding box mapped to a cube of side `unit_cube_side`)
+unless a field says otherwise.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PreparationConfig:
+    """Normalisation, kNN scales and query sampling (DESIGN.md section 3, preparation)."""
+
+    unit_cube_side: float = 1.0
+    """Longest side of the input's bounding box after normalisation."""
+    knn_k: int = 50
+    """sigma_p is the distance from p to its K-th nearest neighbour (capped at N - 1)."""
+    sigma_floor: float = 1e-4
+    """Lower bound on sigma_p so duplicated or clustered points never give a zero scale."""
+    spread_base: float = 0.25
+    """Query spread s = spread_base * sqrt(N / spread_reference_points), clipped below."""
+    spread_reference_points: int = 20_000
+    """Point count at which the query spread equals `spread_base`."""
+    spread_min: float = 0.02
+    """Lower clip of the query spread s."""
+    spread_max: float = 1.0
+    """Upper clip of the query spread s."""
+    far_query_share: float = 0.1
+    """Fraction of the pool drawn uniformly in the cube of half-side `far_query_extent` instead
+    of around the points: they pin the field far from the data, where Neural-Pull's narrow query
+    band leaves it free to grow spurious sheets on sparse scans."""
+    far_query_extent: float = 0.55
+    """Half-side of the cube the far queries are drawn in, in units of `unit_cube_side` (the
+    normalised cube plus a margin)."""
+    total_queries: int = 1_000_000
+    """Target number of training queries in the pool (bounded for huge clouds)."""
+    min_queries_per_point: int = 1
+    """Each (possibly subsampled) input point gets at least this many queries."""
+    knn_chunk: int = 65_536
+    """Points per cKDTree query chunk (bounds peak memory of the kNN step)."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The SDF MLP (DESIGN.md section 3: 8x256 ReLU, skip at layer 4, weight norm, sphere init)."""
+
+    hidden_layers: int = 8
+    """Number of hidden layers."""
+    hidden_width: int = 256
+    """Units per hidden layer."""
+    skip_layers: tuple[int, ...] = (4,)
+    """Hidden layers whose input is concatenated with the network input (scaled by 1/sqrt(2))."""
+    activation: str = "relu"
+    """"relu" (Neural-Pull, NAP) or "softplus" (IGR, and every method under `balanced`)."""
+    softplus_beta: float = 100.0
+    """Beta of the softplus activation."""
+    init_radius: float = 0.5
+    """Geometric initialisation: the initial zero level set is a sphere of this radius."""
+    init_output_std: float = 1e-5
+    """Standard deviation of the output layer's weights around the geometric-init mean."""
+    weight_norm: bool = True
+    """Reparametrise every linear layer as W = g * v / |v| (row-wise)."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """The optimisation loop (recon.engine.training)."""
+
+    max_iterations: int = 40_000
+    """Upper bound on optimiser steps."""
+    batch_size: int = 5000
+    """Queries per step."""
+    learning_rate: float = 1e-3
+    """Peak Adam learning rate."""
+    min_learning_rate_factor: float = 0.0
+    """The cosine schedule decays to peak * this factor at max_iterations."""
+    warmup_iterations: int = 1000
+    """Linear learning-rate warm-up length (capped at a tenth of max_iterations)."""
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    """Adam's moment decay rates."""
+    time_budget_s: float | None = None
+    """Stop training after this many seconds (the cosine schedule is stretched to fit it), for
+    clouds of up to budget_reference_points points; larger clouds see budget_growth_cap."""
+    budget_reference_points: int = 1000
+    """Cloud size up to which time_budget_s applies unchanged."""
+    budget_growth_cap: float = 1.0
+    """Larger clouds train longer (time budget and max_iterations alike), by (points /
+    budget_reference_points) ** (1/3) up to this factor: a denser scan carries more detail to
+    fit (bunny, 20,000 noisy points, `fast`: CD1 x100 0.37 after 35 s, 0.31 after 90 s). 1 keeps
+    both fixed."""
+    max_time_budget_s: float | None = None
+    """Ceiling on the grown budget: the worker sets it from the job's time limit, build_config to
+    the budget asked for, which then stays exact while the step cap grows."""
+    plateau_window: int = 500
+    """Steps per window when comparing mean losses for early stopping; 0 disables it."""
+    plateau_min_iterations: int = 2000
+    """Never stop on a plateau before this many steps."""
+    plateau_min_progress: float = 0.75
+    """Nor before this share of the schedule: at a high learning rate the loss stalls on its own
+    step noise (bunny dense, `fast`, seed 0, 75-87 it/s: a plateau allowed from the start stopped
+    after 20 s at CD1 x100 0.51, from half-way at 0.40; from 0.75 it stopped at 0.296, and the
+    whole budget gave 0.284)."""
+    plateau_rel_tol: float = 0.002
+    """Plateau when the mean loss improved by less than this fraction over the last window."""
+    cancel_check_every: int = 1
+    """Steps between calls of the cancellation check (the check must be cheap, e.g. an Event)."""
+    progress_interval_s: float = 0.5
+    """Seconds between on_step callbacks (the first and last step always report)."""
+    matmul_precision: str = "fp32"
+    """"fp32" or "bf16" (autocast of the hidden matmuls; CPUs with AMX, recent GPUs)."""
+    full_precision_tail: float = 0.25
+    """With bf16, the last fraction of steps (or time budget) runs in fp32 to polish the surface."""
+    num_threads: int | None = None
+    """torch intra-op threads on CPU (None: leave torch's default)."""
+
+
+@dataclass(frozen=True)
+class MeshingConfig:
+    """Marching cubes over the padded box (recon.engine.meshing)."""
+
+    resolution: int = 256
+    """Grid points per axis of the fine grid."""
+    padding: float = 0.1
+    """Margin around the unit cube, as a fraction of its side, included in the grid."""
+    iso_level: float = 0.0
+    """Level set extracted by marching cubes."""
+    chunk_points: int = 131_072
+    """Grid points evaluated per network call (bounds peak memory)."""
+    coarse_to_fine_min_resolution: int = 128
+    """At or above this resolution the grid is evaluated coarse-to-fine."""
+    min_piece_area_share: float = 1e-3
+    """Separate pieces with less area than this share of the largest piece are dropped (specks
+    around single noisy points); 0 keeps everything."""
+    coarse_factor: int = 16
+    """Coarsest node stride of coarse-to-fine (a power of two); it halves per level down to 1."""
+    band_cells: float = 1.0
+    """At each level, cells whose |sdf| comes within this many of their diagonals are refined.
+    Every point of a cell lies within half a diagonal of a corner, so 0.5 suffices for an exact
+    SDF; 1 covers fitted fields with gradient norms up to 2 (1.5 gave the same signs on the bench
+    network with a third more evaluations)."""
+
+    def __post_init__(self) -> None:
+        factor = self.coarse_factor
+        if factor < 1 or factor & (factor - 1):
+            raise ValueError(f"coarse_factor must be a power of two, got {factor}")
+
+
+@dataclass(frozen=True)
+class NeuralPullConfig:
+    """Neural-Pull: pull queries onto the surface along the normalised gradient."""
+
+    gradient_eps: float = 1e-12
+    """Added to |grad f| before normalising it."""
+
+
+@dataclass(frozen=True)
+class NapConfig(NeuralPullConfig):
+    """NAP: Neural-Pull plus one-step spatial adversaries mixed by learned loss weights."""
+
+    rho_factor: float = 0.01
+    """Adversarial radius rho_q = rho_factor * sigma of the query's target point."""
+    adversarial_share: float = 1.0
+    """Fraction of each batch that also gets an adversarial copy."""
+    warmup_fraction: float = 0.0
+    """First fraction of the steps (or time budget) trains Neural-Pull only."""
+    second_order: str = "closed_form"
+    """"closed_form" (reuses the clean pass; exact for ReLU, first order in f for softplus) or
+    "autograd" (double backward, exact for any activation)."""
+    adversarial_pass: str = "network"
+    """How the adversarial query is evaluated: "network" (a second pass of f at q + delta, as
+    published) or "linearised" (the clean pass moved by delta: exact for ReLU while q + delta stays
+    in q's activation region, first order in f for softplus; costs no second pass)."""
+    initial_weight: float = 1.0
+    """Initial value of both uncertainty weights a and b."""
+
+
+@dataclass(frozen=True)
+class IgrConfig:
+    """IGR: manifold, normal and eikonal terms."""
+
+    normal_weight: float = 1.0
+    """Weight of |grad f - n| on points with normals."""
+    eikonal_weight: float = 0.1
+    """Weight of (|grad f| - 1)^2 on samples."""
+    local_sigma_k: int = 50
+    """Gaussian samples around points use sigma = distance to this K-th neighbour."""
+    uniform_share: float = 1.0 / 9.0
+    """Eikonal samples drawn uniformly in the padded box, relative to the local ones."""
+    box_padding: float = 0.1
+    """Margin of the uniform-sample box, as a fraction of the unit-cube side."""
+
+
+MethodConfig = NeuralPullConfig | NapConfig | IgrConfig
+
+
+@dataclass(frozen=True)
+class ReconstructionConfig:
+    """Everything one reconstruction needs besides the point cloud."""
+
+    method: str = "nap"
+    """Registry name of the method ("nap", "neural-pull", "igr")."""
+    method_config: Any = field(default_factory=NapConfig)
+    """The method's own config (NapConfig, NeuralPullConfig or IgrConfig)."""
+    preset: str = "custom"
+    """Name of the preset that built this config (reported in the metrics)."""
+    device: str = "cpu"
+    """Resolved torch device ("cpu" or "cuda")."""
+    seed: int = 0
+    """Seed of every random draw (queries, batches, init); same seed, same mesh on one device."""
+    preparation: PreparationConfig = field(default_factory=PreparationConfig)
+    """Normalisation and query sampling."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    """The SDF network."""
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    """The optimisation loop."""
+    meshing: MeshingConfig = field(default_factory=MeshingConfig)
+    """Mesh extraction."""
+    metrics_samples: int = 100_000
+    """Surface samples per side for ground-truth metrics."""

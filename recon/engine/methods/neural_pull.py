@@ -1,0 +1,69 @@
+"""Neural-Pull: pull each query onto the surface along the normalised gradient of f.
+
+q' = q - f(q) * g / |g|, g = grad_q f(q); loss = mean |q' - t(q)| (Ma et al., ICML 2021).
+"""
+
+import torch
+
+from recon.engine.config import NeuralPullConfig
+from recon.engine.methods.base import Method, StepLoss
+from recon.engine.model import SdfNetwork
+
+
+def pull_residual(
+    queries: torch.Tensor,
+    values: torch.Tensor,
+    gradients: torch.Tensor,
+    targets: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pulled query minus its target, and the unit gradient.
+
+    Parameters
+    ----------
+    queries, targets : (b, 3) float32
+    values : (b,) float32
+        f(queries).
+    gradients : (b, 3) float32
+        grad f(queries).
+
+    Returns
+    -------
+    residual : (b, 3) float32
+        q - f(q) n - t(q).
+    unit_gradient : (b, 3) float32
+        n = g / (|g| + eps).
+    """
+    unit = gradients / (gradients.norm(dim=1, keepdim=True) + eps)
+    return queries - values[:, None] * unit - targets, unit
+
+
+class NeuralPull(Method):
+    """The Neural-Pull baseline."""
+
+    name = "neural-pull"
+    config_type = NeuralPullConfig
+
+    def __init__(self, config, data, device, generator) -> None:
+        super().__init__(config, data, device, generator)
+        if data.pool is None:
+            raise ValueError(f"{self.name} needs a query pool")
+        self.queries = self._tensor(data.pool.queries)
+        self.targets = self._tensor(data.pool.targets)
+        self.target_sigma = self._tensor(data.pool.target_sigma)
+
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        index = self._batch_index(len(self.queries))
+        return self.queries[index], self.targets[index], self.target_sigma[index]
+
+    def step_loss(
+        self, network: SdfNetwork, progress: float, autocast: torch.autocast
+    ) -> StepLoss:
+        queries, targets, _ = self._draw()
+        with autocast:
+            values, gradients = network.value_and_gradient(queries)
+        residual, _ = pull_residual(
+            queries, values, gradients, targets, self.method_config.gradient_eps
+        )
+        loss = residual.norm(dim=1).mean()
+        return StepLoss(total=loss, terms={"pull": loss.detach()})

@@ -1,0 +1,193 @@
+"""`reconstruct`: a point cloud in, a watertight mesh and its metrics out.
+
+Stages: prepare (deduplicate, normalise, sample queries), train, mesh, metrics. Every random draw
+comes from generators seeded by `config.seed`; the global torch/numpy RNG state is not touched, and
+the torch thread count is restored on exit.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+
+from recon.engine import metrics as engine_metrics
+from recon.engine.config import ReconstructionConfig
+from recon.engine.formats.ground_truth import GroundTruth
+from recon.engine.formats.pointcloud import PointCloud
+from recon.engine.meshing import extract_mesh
+from recon.engine.methods import Method, TrainingData, get_method
+from recon.engine.model import SdfNetwork
+from recon.engine.normalization import UnitCubeTransform, fit_unit_cube
+from recon.engine.sampling import deduplicate, sample_queries
+from recon.engine.training import StepReport, TrainingOutcome, scaled_to_cloud, train
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event: stage ("prepare"|"train"|"mesh"|"metrics"), step/total, loss, seconds,
+    and the share of the stage done when it is not step/total (a time-capped training run)."""
+
+    stage: str
+    step: int
+    total: int
+    loss: float | None
+    elapsed_s: float
+    fraction: float | None = None
+
+
+@dataclass
+class ReconstructionResult:
+    """The mesh in input coordinates, JSON-serialisable metrics, and warnings for the user."""
+
+    mesh: trimesh.Trimesh
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    data: TrainingData
+    transform: UnitCubeTransform
+    warnings: list[str]
+
+
+@contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def prepare(cloud: PointCloud, config: ReconstructionConfig, needs_queries: bool) -> _Prepared:
+    """Deduplicate, normalise and (for query-based methods) sample the query pool."""
+    warnings = list(cloud.warnings)
+    points, normals, removed = deduplicate(cloud.points, cloud.normals)
+    if removed:
+        warnings.append(f"removed {removed} duplicate points")
+    transform = fit_unit_cube(points, config.preparation.unit_cube_side)
+    unit = transform.apply(points)
+    rng = np.random.default_rng(config.seed)
+    pool = sample_queries(unit, config.preparation, rng) if needs_queries else None
+    return _Prepared(TrainingData(unit, normals, pool), transform, warnings)
+
+
+def reconstruct(
+    cloud: PointCloud,
+    config: ReconstructionConfig,
+    *,
+    ground_truth: GroundTruth | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> ReconstructionResult:
+    """Fit `config.method` to `cloud` and extract the mesh (see the module docstring).
+
+    Raises
+    ------
+    ReconstructionCanceled, Diverged, EmptySurface
+        Typed, final engine errors.
+    """
+    with _torch_threads(config.training.num_threads):
+        return _Run(config, on_progress).run(cloud, ground_truth, should_cancel)
+
+
+class _Run:
+    """One reconstruction: stage timings and progress reporting around the four stages."""
+
+    def __init__(
+        self, config: ReconstructionConfig, on_progress: Callable[[Progress], None] | None
+    ) -> None:
+        self.config = config
+        self.on_progress = on_progress
+        self.seconds: dict[str, float] = {}
+        self.start = time.perf_counter()
+        self.device = torch.device(config.device)
+
+    def _emit(self, stage: str, step: int, total: int, loss: float | None = None,
+              fraction: float | None = None) -> None:
+        if self.on_progress is not None:
+            elapsed = time.perf_counter() - self.start
+            self.on_progress(Progress(stage, step, total, loss, elapsed, fraction))
+
+    def run(self, cloud, ground_truth, should_cancel) -> ReconstructionResult:
+        method_class = get_method(self.config.method)
+        self._emit("prepare", 0, 1)
+        t0 = time.perf_counter()
+        prepared = prepare(cloud, self.config, method_class.needs_queries)
+        network, method = self._build(method_class, prepared.data)
+        self.seconds["prepare"] = time.perf_counter() - t0
+
+        def on_step(report: StepReport) -> None:
+            self._emit("train", report.step, report.total, report.loss, report.fraction)
+
+        t0 = time.perf_counter()
+        training = scaled_to_cloud(self.config.training, len(prepared.data.points))
+        outcome = train(network, method, training, on_step=on_step, should_cancel=should_cancel)
+        self.seconds["train"] = time.perf_counter() - t0
+        self._emit("mesh", 0, 1)
+        t0 = time.perf_counter()
+        extracted = extract_mesh(network, self.config.meshing, device=self.device,
+                                 cube_side=self.config.preparation.unit_cube_side,
+                                 should_cancel=should_cancel)
+        mesh = extracted.mesh
+        mesh.vertices = prepared.transform.invert(mesh.vertices)
+        self.seconds["mesh"] = time.perf_counter() - t0
+        self._emit("metrics", 0, 1)
+        t0 = time.perf_counter()
+        metrics = self._metrics(mesh, cloud, ground_truth, outcome, prepared,
+                                extracted.specks_removed)
+        self._emit("metrics", 1, 1)
+        warnings = prepared.warnings
+        if not extracted.watertight:
+            warnings.append("the extracted mesh is not watertight")
+        return ReconstructionResult(mesh=mesh, metrics=metrics, warnings=warnings)
+
+    def _build(self, method_class: type[Method], data: TrainingData) -> tuple[SdfNetwork, Method]:
+        init = torch.Generator().manual_seed(self.config.seed)
+        network = SdfNetwork(self.config.network, generator=init).to(self.device)
+        draws = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        return network, method_class(self.config, data, self.device, draws)
+
+    def _metrics(self, mesh, cloud, ground_truth, outcome: TrainingOutcome, prepared,
+                 specks_removed: int) -> dict:
+        result: dict[str, Any] = {
+            "fit_to_input": engine_metrics.fit_to_input_metrics(mesh, cloud.points),
+            "mesh": engine_metrics.mesh_facts(mesh),
+        }
+        if ground_truth is not None:
+            result["ground_truth"] = engine_metrics.ground_truth_metrics(
+                mesh, ground_truth, n_samples=self.config.metrics_samples, seed=self.config.seed
+            )
+        self.seconds["metrics"] = time.perf_counter() - self.start - sum(self.seconds.values())
+        result["run"] = self._run_facts(outcome, prepared, specks_removed)
+        return result
+
+    def _run_facts(self, outcome: TrainingOutcome, prepared: _Prepared,
+                   specks_removed: int) -> dict:
+        config = self.config
+        pool = prepared.data.pool
+        return {
+            "method": config.method,
+            "preset": config.preset,
+            "device": config.device,
+            "seed": config.seed,
+            "iterations": outcome.iterations,
+            "iterations_per_second": outcome.iterations_per_second,
+            "seconds_total": time.perf_counter() - self.start,
+            "seconds_by_stage": dict(self.seconds),
+            "final_losses": outcome.final_losses,
+            "stop_reason": outcome.stop_reason,
+            "time_budget_s": outcome.time_budget_s,
+            "resolution": config.meshing.resolution,
+            "points": int(len(prepared.data.points)),
+            "specks_removed": specks_removed,
+            "queries": int(len(pool.queries)) if pool is not None else 0,
+        }

@@ -1,0 +1,81 @@
+"""`JobRecord`: one job as the job store keeps it, and its encoding as a Redis hash.
+
+Every hash field holds JSON, except `status`, which holds the bare status string so that the
+Lua transition scripts can compare it directly.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from recon.schemas import JobStatus
+
+RAW_FIELDS = frozenset({"status"})
+INITIAL_PROGRESS: dict[str, Any] = {"stage": "queued", "step": 0, "total": 0, "fraction": 0.0}
+
+
+@dataclass
+class JobRecord:
+    """A reconstruction job. Timestamps are UNIX seconds (float); None means not yet."""
+
+    id: str
+    tenant: str
+    status: JobStatus
+    params: dict[str, Any]
+    input_key: str
+    created_at: float
+    updated_at: float
+    ground_truth_key: str | None = None
+    input_filename: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    heartbeat_at: float | None = None
+    progress: dict[str, Any] = field(default_factory=lambda: dict(INITIAL_PROGRESS))
+    metrics: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+    error_code: str | None = None
+    error_message: str | None = None
+    formats: list[str] = field(default_factory=list)
+    attempts: int = 0
+    worker_id: str | None = None
+    cancel_requested: bool = False
+    idempotency_key: str | None = None
+
+    @property
+    def is_final(self) -> bool:
+        """True once the job succeeded, failed or was canceled."""
+        return self.status.is_final
+
+    def to_hash(self) -> dict[str, str]:
+        """Encode as Redis hash fields (None values are left out)."""
+        encoded: dict[str, str] = {}
+        for name, value in asdict(self).items():
+            if value is None:
+                continue
+            if name in RAW_FIELDS:
+                encoded[name] = str(value)
+            elif isinstance(value, bool):
+                encoded[name] = "1" if value else "0"
+            else:
+                encoded[name] = json.dumps(value, separators=(",", ":"))
+        return encoded
+
+    @classmethod
+    def from_hash(cls, raw: dict[str, str]) -> "JobRecord":
+        """Decode the fields written by `to_hash` and by the store's Lua scripts."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, text in raw.items():
+            if name not in known:
+                continue
+            values[name] = text if name in RAW_FIELDS else json.loads(text)
+        values["status"] = JobStatus(values["status"])
+        values["cancel_requested"] = bool(values.get("cancel_requested", 0))
+        return cls(**values)
+
+
+def encode_value(value: Any) -> str:
+    """Encode one field value the way `JobRecord.to_hash` does (for partial updates)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return json.dumps(value, separators=(",", ":"))

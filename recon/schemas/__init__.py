@@ -1,0 +1,25 @@
+"""The wire contract shared by the HTTP API, the infrastructure and the worker (pydantic only)."""
+
+from recon.schemas.enums import DeviceName, JobStatus, MeshFormat, MethodName, PresetName
+from recon.schemas.errors import ErrorBody, ErrorDetail
+from recon.schemas.jobs import JobError, JobLinks, JobProgress, JobPublic, JobsPublic
+from recon.schemas.params import ReconstructionParams
+from recon.schemas.tasks import RECONSTRUCT_TASK_NAME, ReconstructTaskPayload
+
+__all__ = [
+    "RECONSTRUCT_TASK_NAME",
+    "DeviceName",
+    "ErrorBody",
+    "ErrorDetail",
+    "JobError",
+    "JobLinks",
+    "JobProgress",
+    "JobPublic",
+    "JobStatus",
+    "JobsPublic",
+    "MeshFormat",
+    "MethodName",
+    "PresetName",
+    "ReconstructTaskPayload",
+    "ReconstructionParams",
+]

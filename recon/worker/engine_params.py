@@ -1,0 +1,71 @@
+"""The one translation from the public, bounded `ReconstructionParams` to an engine config.
+
+The API schema is not the engine config (docs/ARCHITECTURE.md): clients choose a method,
+a preset, a seed and a few caps; the worker's settings add what only the operator decides
+(the device, the time a job may take, how many CPU threads one job may use).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from recon.engine.runtime import cpu_count
+from recon.schemas import ReconstructionParams
+
+if TYPE_CHECKING:
+    from recon.engine.config import ReconstructionConfig
+    from recon.infra.settings import Settings
+
+TRAINING_SHARE_OF_SOFT_LIMIT = 0.75
+"""Training stops after this share of the job's soft time limit, leaving time to mesh and
+upload, so a slow preset on a slow device ends with a mesh instead of a time-limit failure."""
+
+
+def training_time_cap_s(settings: Settings) -> float:
+    """Longest training time one job may use under `settings` (seconds)."""
+    return settings.job_soft_time_limit_s * TRAINING_SHARE_OF_SOFT_LIMIT
+
+
+def cpu_threads_per_job(settings: Settings) -> int:
+    """CPU threads one job may use so that concurrent jobs do not oversubscribe the cores."""
+    return max(1, cpu_count() // settings.worker_concurrency)
+
+
+def engine_config_for(params: ReconstructionParams, settings: Settings) -> ReconstructionConfig:
+    """Build the engine config for one job.
+
+    Parameters
+    ----------
+    params : ReconstructionParams
+        What the client asked for (already validated and bounded by the API).
+    settings : Settings
+        The worker's settings: ``worker_device``, ``job_soft_time_limit_s`` and
+        ``worker_concurrency`` are used.
+
+    Returns
+    -------
+    ReconstructionConfig
+        The preset's config with the client's seed, resolution and iteration cap, the worker's
+        device, and a training time budget (grown for large clouds too) no longer than the time
+        limit allows.
+    """
+    from recon.engine import build_config
+
+    config = build_config(
+        params.method.value,
+        params.preset.value,
+        device=settings.worker_device,
+        seed=params.seed,
+        resolution=params.resolution,
+        max_iterations=params.max_iterations,
+    )
+    cap = training_time_cap_s(settings)
+    budget = config.training.time_budget_s
+    training = dataclasses.replace(
+        config.training,
+        time_budget_s=cap if budget is None else min(budget, cap),
+        max_time_budget_s=cap,
+        num_threads=cpu_threads_per_job(settings) if config.device == "cpu" else None,
+    )
+    return dataclasses.replace(config, training=training)

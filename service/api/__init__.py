@@ -1,1 +1,0 @@
-"""The HTTP layer: typed dependencies (`deps`), job views and one router module per resource."""

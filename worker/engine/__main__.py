@@ -1,7 +1,0 @@
-"""`python -m worker.engine reconstruct|example ...`: the `recon` engine commands."""
-
-import sys
-
-from worker.engine.cli import main
-
-sys.exit(main())
