@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # Two images from one source tree:
-#   docker build --target api    -t recon-api .     # FastAPI, no torch (numpy/trimesh validate uploads)
-#   docker build --target worker -t recon-worker .  # Celery worker with CUDA torch, one per GPU
+#   docker build --target api    -t recon-api .     # .[api]: FastAPI, no torch (numpy/trimesh parse uploads)
+#   docker build --target worker -t recon-worker .  # .[worker]: Celery worker, CUDA torch, one per GPU
 # Both run the same `recon` console script as a native install: `recon api`, `recon worker`.
 
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -10,24 +10,18 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 # --- the project's sources, shared by both targets ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS source
 WORKDIR /src
-COPY pyproject.toml README.md recon.cli.py ./
-COPY recon.schemas ./recon.schemas
-COPY service ./service
-COPY worker ./worker
+COPY pyproject.toml README.md ./
+COPY recon ./recon
 
-# --- API: every runtime dependency except torch -------------------------------------------------
+# --- API: the `api` extra, no torch -------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS api
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY --from=source /src /app
-# pyproject.toml stays the single list of dependencies: take it minus torch, then install the
-# project itself with --no-deps. The import check proves the API never pulls torch in.
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.replace(' ', '').lower().startswith('torch')))" \
-        > /tmp/requirements-api.txt \
- && pip install -r /tmp/requirements-api.txt \
- && pip install --no-deps . \
- && python -c "import sys, recon.api.app, recon.api.cli, recon.worker.celery_app; assert 'torch' not in sys.modules" \
+# The import check proves the API runs without torch or the worker (as tests/api/test_app.py does).
+RUN pip install '.[api]' \
+ && python -c "import sys, recon.api.app, recon.api.cli, recon.cli; assert not {'torch', 'recon.worker'} & set(sys.modules)" \
  && useradd --system --uid 10001 --home-dir /data recon \
  && mkdir -p /data && chown recon /data
 USER recon
@@ -54,7 +48,7 @@ RUN if [ -n "$TORCH_INDEX_URL" ]; then pip install --index-url "$TORCH_INDEX_URL
     else pip install "$TORCH_SPEC"; fi
 WORKDIR /app
 COPY --from=source /src /app
-RUN pip install . \
+RUN pip install '.[worker]' \
  && useradd --system --uid 10001 --home-dir /data recon \
  && mkdir -p /data && chown recon /data
 USER recon

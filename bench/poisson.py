@@ -107,10 +107,10 @@ def reconstruct_poisson(
         _oriented_normals(o3d, o3d_cloud, config)
     dense = len(cloud.points) >= config.dense_min_points
     depth = config.dense_depth if dense else config.depth
-    mesh, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
+    mesh, vertex_densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
         o3d_cloud, depth=depth, scale=config.scale
     )
-    densities = np.asarray(densities)
+    densities = np.asarray(vertex_densities)
     mesh.remove_vertices_by_mask(densities < np.quantile(densities, config.trim_quantile))
     return trimesh.Trimesh(
         vertices=np.asarray(mesh.vertices), faces=np.asarray(mesh.triangles), process=True

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench.data import DEFAULT_SHAPE
-from bench.results import RunRow
+from bench.results import RunRow, case_name
 from bench.summary import Group, group_rows
 from bench.targets import check_targets
 from recon.engine.presets import build_config
@@ -17,10 +17,10 @@ from recon.engine.training import scaled_to_cloud
 PLOT_FILE = "RESULTS_cd1_vs_time.png"
 REPORT_FILE = "RESULTS.md"
 REFERENCES = (
-    "Reference points on this kind of machine (ISSUES.md, data README): the public Neural-Pull "
-    "code (8x256, batch 5000) runs 4.7 it/s and after 10 minutes on sparse_noisy reaches CD1 x100 "
-    "0.536 (NC 0.958, F@0.01 0.918); screened Poisson with estimated normals 0.93 / 0.83 / 0.27 "
-    "(sparse / sparse_noisy / dense), with the clean normals 0.52 / 0.53 / 0.27."
+    "Reference points on this kind of machine (docs/ENGINE.md, bench/data/README.md): the public "
+    "Neural-Pull code (8x256, batch 5000) runs 4.7 it/s and after 10 minutes on sparse_noisy "
+    "reaches CD1 x100 0.536 (NC 0.958, F@0.01 0.918); screened Poisson with estimated normals "
+    "0.93 / 0.83 / 0.27 (sparse / sparse_noisy / dense), with the clean normals 0.52 / 0.53 / 0.27."
 )
 DENSE_POINTS = 20_000
 """Size of the `dense` regime, whose grown budgets the report quotes."""
@@ -68,6 +68,41 @@ def utilisation(row: RunRow, gflops: float | None) -> float | None:
 def _group_utilisation(group: Group, gflops: float | None) -> str:
     values = sorted(u for r in group.rows if (u := utilisation(r, gflops)) is not None)
     return "-" if not values else f"{values[len(values) // 2]:.0%}"
+
+
+GLANCE_COLUMNS = (
+    ("nap", "fast", "nap `fast`"),
+    ("nap", "balanced", "nap `balanced`"),
+    ("neural-pull", "balanced", "neural-pull `balanced`"),
+    ("poisson", "default", "Poisson, estimated normals"),
+    ("poisson-normals", "default", "Poisson, true normals"),
+)
+"""(method, preset, heading) of the at-a-glance table: the presets' own budgets, Poisson beside."""
+
+
+def glance_table(groups: list[Group]) -> list[str]:
+    """CD1 x100 (F@0.01) medians per shape and regime, the presets with Poisson beside them.
+
+    Only runs at a preset's own budget and step cap count; a blank cell was not measured.
+    """
+    cases: dict[tuple[str, str], dict[tuple[str, str], Group]] = {}
+    for g in groups:
+        if g.time_budget_s is None and g.max_iterations is None and g.resolution is None:
+            cases.setdefault((g.shape, g.regime), {})[(g.method, g.preset)] = g
+    lines = ["| shape / regime | " + " | ".join(h for _, _, h in GLANCE_COLUMNS)
+             + " | `fast` / Poisson |", "|" + "---|" * (len(GLANCE_COLUMNS) + 2)]
+    for (shape, regime), found in cases.items():
+        cells = []
+        for method, preset, _ in GLANCE_COLUMNS:
+            cell = found.get((method, preset))
+            cells.append("" if cell is None else f"{_f(cell.median('cd1_x100'))} "
+                         f"({_f(cell.median('fscore_0.01'))})")
+        fast, poisson = found.get(("nap", "fast")), found.get(("poisson", "default"))
+        a = None if fast is None else fast.median("cd1_x100")
+        b = None if poisson is None else poisson.median("cd1_x100")
+        ratio = "" if a is None or not b else f"{a / b:.2f}"
+        lines.append(f"| {case_name(shape, regime)} | " + " | ".join(cells) + f" | {ratio} |")
+    return lines
 
 
 def summary_table(groups: list[Group], gflops: float | None) -> list[str]:
@@ -188,8 +223,12 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
              f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              + (f" by `{command}`" if command else "") + ".", ""]
     lines += machine_lines(hardware, rows) + ["", REFERENCES, ""]
+    lines += ["## At a glance", "",
+              "CD1 x100 (F@0.01 in brackets), medians over seeds, each preset at its own budget "
+              "and step cap; lower CD1 and higher F are better. Earlier presets and single "
+              "changes: bench/reports/README.md.", "", *glance_table(groups), ""]
     lines += ["## Medians over seeds", "",
-              "CD1/CD2 x100 in the unit-cube frame (DESIGN.md section 4, 100k samples per side); "
+              "CD1/CD2 x100 in the unit-cube frame (docs/ENGINE.md; 100k samples per side); "
               "seconds = the reconstruction's wall time, ground-truth evaluation excluded; "
               "budget = training-time cap asked for; the step cap still applies (- = the preset's "
               f"own: {preset_limits()}, grown by the cube root of the point count up to 3x; the "
@@ -204,7 +243,7 @@ def build_report(rows: list[RunRow], hardware: dict | None, speed: dict | None,
         lines += [f"Rows of {', '.join(others)} are a held-out check (`bench.make_data`): the "
                   "targets below are the bunny's and read only its rows; compare a held-out "
                   "shape's rows with its own Poisson rows.", ""]
-    lines += ["## Targets (ISSUES.md issue 2)", "", "| target | verdict | measured |",
+    lines += ["## Targets (the engine's, docs/ENGINE.md)", "", "| target | verdict | measured |",
               "|---|---|---|", *(f"| {c.target} | {c.verdict} | {c.measured} |" for c in checks),
               "", "## Speed microbenchmarks", "", *speed_lines(speed), "",
               "## Every run", "", *runs_table(rows), ""]

@@ -1,4 +1,4 @@
-"""The issue's quality and speed targets, checked against the benchmark's medians.
+"""The engine's quality and speed targets (docs/ENGINE.md), checked against the medians.
 
 Each check answers "pass", "FAIL" or "not measured" with the numbers it used, so the report states
 plainly which targets this run met; nothing here changes a target.
@@ -156,7 +156,7 @@ def _speed(speed: dict | None) -> list[Check]:
 
 
 def check_targets(groups: list[Group], speed: dict | None) -> list[Check]:
-    """Every target of the issue, in the issue's order, on the bunny's rows: the targets' numbers
+    """Every target of docs/ENGINE.md, in its order, on the bunny's rows: the targets' numbers
     are the bunny's (another shape's rows are compared with its own baselines by reading them)."""
     groups = [g for g in groups if g.shape == DEFAULT_SHAPE]
     return [_balanced(groups), *_fast(groups), _equal_time(groups), *_speed(speed)]

@@ -11,7 +11,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class PreparationConfig:
-    """Normalisation, kNN scales and query sampling (DESIGN.md section 3, preparation)."""
+    """Normalisation, kNN scales and query sampling (docs/ENGINE.md, Preparation)."""
 
     unit_cube_side: float = 1.0
     """Longest side of the input's bounding box after normalisation."""
@@ -44,7 +44,7 @@ class PreparationConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """The SDF MLP (DESIGN.md section 3: 8x256 ReLU, skip at layer 4, weight norm, sphere init)."""
+    """The SDF MLP (defaults: the paper's 8x256 ReLU, skip at layer 4, weight norm, sphere init)."""
 
     hidden_layers: int = 8
     """Number of hidden layers."""

@@ -1,7 +1,7 @@
 """Quality metrics of a reconstructed mesh: fit to the input, mesh facts and, given a ground
 truth, the literature's surface metrics (Chamfer L1/L2, normal consistency, F-score, Hausdorff).
 
-One implementation shared by the engine, the service and the benchmark (DESIGN.md section 4).
+One implementation shared by the engine, the service and the benchmark (docs/ENGINE.md, Metrics).
 Every returned value is a plain Python int, float, bool or None, so the dicts are JSON-ready.
 """
 

@@ -15,9 +15,10 @@ from bench.data import DEFAULT_DATA_DIR, bench_case
 from bench.flops import analytic_step_flops, counted_step_flops
 from bench.hardware import time_matmul
 from bench.poisson import poisson_available
-from bench.report import build_report, write_report
-from bench.results import RESULTS_FILE, RunSpec, read_rows
+from bench.report import build_report, glance_table, write_report
+from bench.results import RESULTS_FILE, RunRow, RunSpec, read_rows
 from bench.runner import MatrixPlan, plan_specs, run_matrix, run_one
+from bench.summary import group_rows
 
 TINY = {"max_iterations": 50, "resolution": 32}
 NO_TIME_CAP_S = 3600.0
@@ -191,3 +192,33 @@ def test_load_line_tells_a_quiet_machine_from_a_shared_one():
     assert "No other work competed" in _load_line([1.6, 2.0, 2.3], cores=2)
     assert "Other processes shared" in _load_line([2.9, 3.4, 4.0], cores=2)
     assert "may have shared" in _load_line([], cores=2)
+
+
+def test_glance_table_puts_each_preset_beside_poisson():
+    def row(shape, regime, method, preset, seed, cd1, budget=None):
+        spec = RunSpec(regime, method, preset, seed, time_budget_s=budget, shape=shape)
+        return RunRow(spec, "ok", ground_truth={"cd1_x100": cd1, "fscore_0.01": 0.9})
+
+    rows = [row("bunny", "dense", "nap", "fast", seed, cd1)
+            for seed, cd1 in enumerate((0.28, 0.30, 0.29))]
+    rows += [row("bunny", "dense", "poisson", "default", 0, 0.58),
+             row("bunny", "dense", "nap", "balanced", 0, 9.0, budget=60.0),  # a sweep point
+             row("dragon", "sparse", "poisson-normals", "default", 0, 0.64)]
+    table = glance_table(group_rows(rows))
+    dense = next(line for line in table if line.startswith("| dense |"))
+    cells = [cell.strip() for cell in dense.strip("|").split("|")]
+    assert cells[1] == "0.290 (0.900)" and cells[4] == "0.580 (0.900)"
+    assert cells[2] == "" and cells[-1] == "0.50"  # the 60 s point is not the preset's own run
+    dragon = next(line for line in table if line.startswith("| dragon/sparse |"))
+    assert "0.640" in dragon and dragon.rstrip().endswith("|  |")
+
+
+def test_the_benchmark_command_runs_from_the_repository():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench", "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    assert "--data" in done.stdout and "--shape" in done.stdout
+    assert DEFAULT_DATA_DIR.is_relative_to(Path(__file__).resolve().parents[2])

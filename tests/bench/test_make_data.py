@@ -112,7 +112,7 @@ def test_a_held_out_shape_runs_through_the_benchmark(torus_data):
     report = build_report(rows, None, None, plot_name=None)
     assert "| torus/sparse | nap | fast |" in report
     assert "held-out check" in report
-    # The targets are the bunny's: a torus row never answers them.
+    # The engine's targets are the bunny's: a torus row never answers them.
     assert {check.verdict for check in check_targets(group_rows(rows), None)} == {"not measured"}
 
 

@@ -1,15 +1,33 @@
-"""The method registry matches the public API's method list; presets are well-formed."""
+"""The method and preset registries match the public API's lists; presets are well-formed."""
+
+import dataclasses
 
 import pytest
 
 from recon.engine.methods import METHODS, get_method, method_names
-from recon.engine.presets import PRESET_NAMES, build_config
+from recon.engine.presets import PRESET_NAMES, PRESETS, Preset, build_config
 from recon.engine.training import scaled_to_cloud
-from recon.schemas import MethodName
+from recon.schemas import MethodName, PresetName
 
 
 def test_registry_names_equal_the_public_method_list():
     assert method_names() == [member.value for member in MethodName]
+
+
+def test_preset_names_equal_the_public_preset_list():
+    assert list(PRESET_NAMES) == [member.value for member in PresetName]
+
+
+def test_each_preset_is_one_frozen_documented_object():
+    assert dataclass_fields_documented(Preset)
+    for name, preset in PRESETS.items():
+        assert preset.name == name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            preset.smooth = not preset.smooth  # type: ignore[misc]
+        with pytest.raises(TypeError):
+            preset.method_configs["nap"] = None  # type: ignore[index]
+        for method, config in preset.method_configs.items():
+            assert isinstance(config, get_method(method).config_type)
 
 
 def test_every_method_declares_its_config_type():

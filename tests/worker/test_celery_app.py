@@ -1,4 +1,4 @@
-"""The Celery app carries DESIGN.md section 7's reliability settings and never imports torch."""
+"""The worker's Celery app carries the reliability settings (docs/ARCHITECTURE.md) and no torch."""
 
 import subprocess
 import sys

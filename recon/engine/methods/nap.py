@@ -9,7 +9,7 @@ with n = g / |g|, r = q' - t and r_hat = r / |r|: d = r_hat - g (n . r_hat). The
 the clean pass; the "autograd" setting computes d by double backward and is the reference. On a
 softplus network the closed form drops the curvature term -f H (dn/dg)^T r_hat, which is first order
 in f (small for queries near the surface): `balanced` measured the same quality with it as with the
-double backward, at two thirds of the time (see recon.engine.presets).
+double backward, at two thirds of the time (docs/ENGINE.md).
 
 The adversarial residual itself needs f and g at q + delta. The "network" setting evaluates them
 by a second pass, as published; "linearised" moves the clean pass instead,

@@ -1,4 +1,4 @@
-"""load_point_cloud: formats, normals, the shared data, and every rejection a user can hit."""
+"""load_point_cloud: formats, normals, the bunny data, and every rejection a user can hit."""
 
 from __future__ import annotations
 
