@@ -50,7 +50,8 @@ def outside_references(path: Path, text: str) -> list[str]:
 
 def test_no_tracked_file_references_a_path_outside_the_repository() -> None:
     offenders = {}
-    for path in tracked_text_files():
+    this_file = Path(__file__).resolve()  # its examples below are what the check looks for
+    for path in (p for p in tracked_text_files() if p != this_file):
         found = outside_references(path, path.read_text(encoding="utf-8", errors="replace"))
         if found:
             offenders[str(path.relative_to(REPO))] = sorted(set(found))
