@@ -10,11 +10,40 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class OutlierConfig:
+    """Thresholds of the stray-point tests (recon.engine.outliers)."""
+
+    neighbours: int = 16
+    """Neighbours of each point in both tests (fewer when the cloud is smaller)."""
+    isolation_ratio: float = 3.0
+    """A point is isolated when its mean neighbour distance exceeds this many times ..."""
+    isolation_quantile: float = 0.1
+    """... this quantile of its neighbours' own mean neighbour distances, ..."""
+    global_isolation_ratio: float = 10.0
+    """... or this many times the median over the whole cloud (strays so many that their
+    neighbours are mostly other strays)."""
+    plane_sigmas: float = 4.0
+    """A point is off the surface when its distance to its neighbours' best-fit plane exceeds this
+    many times their root-mean-square distance to it ..."""
+    plane_spacings: float = 0.75
+    """... and this many times the local spacing (the neighbours' median mean neighbour distance),
+    so a clean, sparse cloud whose neighbours fit a plane almost exactly keeps its points."""
+    min_points: int = 64
+    """Smaller clouds are left as they are: too few points to tell a stray from a feature."""
+    chunk: int = 131_072
+    """Points per batch of the neighbourhood computations (bounds memory on large clouds)."""
+
+
+@dataclass(frozen=True)
 class PreparationConfig:
     """Normalisation, kNN scales and query sampling (docs/ENGINE.md, Preparation)."""
 
     unit_cube_side: float = 1.0
     """Longest side of the input's bounding box after normalisation."""
+    remove_outliers: bool = True
+    """Drop stray points before fitting (and say how many); the box is then the inliers'."""
+    outliers: OutlierConfig = field(default_factory=OutlierConfig)
+    """Thresholds of the stray-point tests."""
     knn_k: int = 50
     """sigma_p is the distance from p to its K-th nearest neighbour (capped at N - 1)."""
     sigma_floor: float = 1e-4

@@ -1,8 +1,8 @@
 """`reconstruct`: a point cloud in, a watertight mesh and its metrics out.
 
-Stages: prepare (deduplicate, normalise, sample queries), train, mesh, metrics. Every random draw
-comes from generators seeded by `config.seed`; the global torch/numpy RNG state is not touched, and
-the torch thread count is restored on exit.
+Stages: prepare (deduplicate, drop stray points, normalise, sample queries), train, mesh,
+metrics. Every random draw comes from generators seeded by `config.seed`; the global torch/numpy
+RNG state is not touched, and the torch thread count is restored on exit.
 """
 
 import time
@@ -23,6 +23,7 @@ from recon.engine.meshing import extract_mesh
 from recon.engine.methods import Method, TrainingData, get_method
 from recon.engine.model import SdfNetwork
 from recon.engine.normalization import UnitCubeTransform, fit_unit_cube
+from recon.engine.outliers import find_outliers
 from recon.engine.sampling import deduplicate, sample_queries
 from recon.engine.training import StepReport, TrainingOutcome, scaled_to_cloud, train
 
@@ -54,6 +55,7 @@ class _Prepared:
     data: TrainingData
     transform: UnitCubeTransform
     warnings: list[str]
+    outliers_removed: int = 0
 
 
 @contextmanager
@@ -68,16 +70,26 @@ def _torch_threads(count: int | None) -> Iterator[None]:
 
 
 def prepare(cloud: PointCloud, config: ReconstructionConfig, needs_queries: bool) -> _Prepared:
-    """Deduplicate, normalise and (for query-based methods) sample the query pool."""
+    """Deduplicate, drop stray points, normalise the inliers' box and (for query-based methods)
+    sample the query pool."""
     warnings = list(cloud.warnings)
     points, normals, removed = deduplicate(cloud.points, cloud.normals)
     if removed:
         warnings.append(f"removed {removed} duplicate points")
+    outliers = 0
+    if config.preparation.remove_outliers:
+        stray = find_outliers(points, config.preparation.outliers).outliers
+        outliers = int(stray.sum())
+        if outliers:
+            points = points[~stray]
+            normals = None if normals is None else normals[~stray]
+            warnings.append(f"removed {outliers} stray points ({outliers / len(stray):.2%} of the "
+                            "cloud) lying apart from the surface before fitting")
     transform = fit_unit_cube(points, config.preparation.unit_cube_side)
     unit = transform.apply(points)
     rng = np.random.default_rng(config.seed)
     pool = sample_queries(unit, config.preparation, rng) if needs_queries else None
-    return _Prepared(TrainingData(unit, normals, pool), transform, warnings)
+    return _Prepared(TrainingData(unit, normals, pool), transform, warnings, outliers)
 
 
 def reconstruct(
@@ -188,6 +200,7 @@ class _Run:
             "time_budget_s": outcome.time_budget_s,
             "resolution": config.meshing.resolution,
             "points": int(len(prepared.data.points)),
+            "outliers_removed": prepared.outliers_removed,
             "specks_removed": specks_removed,
             "queries": int(len(pool.queries)) if pool is not None else 0,
         }
