@@ -22,7 +22,7 @@ BAR_WIDTH = 30
 
 def _reconstruct_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recon reconstruct",
-                                     description="Fit a watertight mesh to a point cloud.")
+                                     description="Fit a mesh to a point cloud.")
     parser.add_argument("input", type=Path, help="point cloud (.ply, .xyz, .pts, .npy)")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="mesh file; the suffix picks the format (.glb, .ply, .obj, .stl)")
@@ -34,6 +34,10 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-iterations", type=int, default=None)
     parser.add_argument("--time-budget", type=float, default=None,
                         help="most training seconds (the preset's step cap still applies)")
+    parser.add_argument("--surface", default="closed",
+                        help="closed (watertight) | trimmed (only what the points support)")
+    parser.add_argument("--trim-distance", type=float, default=None,
+                        help="with --surface trimmed: local point spacings kept (default 1.5)")
     parser.add_argument("--ground-truth", type=Path, default=None,
                         help="ground-truth mesh or point set for quality metrics")
     parser.add_argument("--metrics-out", type=Path, default=None, help="write metrics JSON here")
@@ -88,7 +92,8 @@ def reconstruct_command(args: argparse.Namespace) -> int:
     try:
         config = build_config(args.method, args.preset, device=args.device, seed=args.seed,
                               resolution=args.resolution, max_iterations=args.max_iterations,
-                              time_budget_s=args.time_budget)
+                              time_budget_s=args.time_budget, surface=args.surface,
+                              trim_distance=args.trim_distance)
         cloud = load_point_cloud(args.input)
         truth = None if args.ground_truth is None else load_ground_truth(args.ground_truth)
     except (ValueError, OSError, EngineError) as error:

@@ -1,7 +1,9 @@
 """Mesh exporters keyed by format name: GLB (default), PLY, OBJ, STL.
 
 Every exporter takes a ``trimesh.Trimesh`` and returns the file's bytes. GLB carries vertex
-normals and a neutral grey PBR material, so glTF viewers shade it instead of drawing it black.
+normals and a neutral grey PBR material, so glTF viewers shade it instead of drawing it black;
+the material is double-sided when the mesh is open (a trimmed scan), so the sheet stays visible
+from behind, where viewers would otherwise cull it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def _export_glb(mesh: trimesh.Trimesh) -> bytes:
         baseColorFactor=list(GLB_BASE_COLOR),
         metallicFactor=GLB_METALLIC,
         roughnessFactor=GLB_ROUGHNESS,
-        doubleSided=False,
+        doubleSided=not mesh.is_watertight,
     )
     shaded = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False,
                              vertex_normals=mesh.vertex_normals)

@@ -264,8 +264,26 @@ def extract_mesh(
     return ExtractedMesh(mesh, watertight, evaluated_points=count, specks_removed=specks)
 
 
+def close_at_box(volume: np.ndarray, level: float, spacing: float) -> np.ndarray:
+    """`volume` with its outer nodes raised a cell's length above `level` where they were not.
+
+    A closed shape's field is outside at the box's walls already, and nothing changes. An open
+    scan's signed field is inside over part of a wall; raised there, the surface closes one cell
+    inside the box instead of ending at the wall, so the mesh is watertight.
+    """
+    shell = np.ones(volume.shape, dtype=bool)
+    shell[1:-1, 1:-1, 1:-1] = False
+    low = shell & (volume <= level)
+    if not low.any():
+        return volume
+    closed = volume.copy()
+    closed[low] = level + spacing
+    return closed
+
+
 def march_volume(volume: np.ndarray, grid: Grid, level: float) -> trimesh.Trimesh:
-    """The iso surface of a node volume, free of degenerate faces (not yet oriented or cleaned).
+    """The iso surface of a node volume, closed against the box (close_at_box) and free of
+    degenerate faces (not yet oriented or cleaned).
 
     Raises
     ------
@@ -276,6 +294,7 @@ def march_volume(volume: np.ndarray, grid: Grid, level: float) -> trimesh.Trimes
         raise EmptySurface("the fitted field has non-finite values on the grid")
     if volume.min() >= level or volume.max() <= level:
         raise EmptySurface("the fitted field has no zero level set inside the box")
+    volume = close_at_box(volume, level, grid.spacing)
     # f < 0 inside: "ascent" makes marching cubes wind faces outward.
     verts, faces, _, _ = marching_cubes(
         volume, level=level, spacing=(grid.spacing,) * 3, gradient_direction="ascent"

@@ -22,6 +22,9 @@ from recon.engine.mesh_cleanup import face_components
 #: Surface samples of the mesh for mesh -> input distances and for candidate-face search.
 FIT_SURFACE_SAMPLES = 100_000
 
+#: Mesh farther than this share of the input's bbox diagonal from every input point is "far".
+FAR_FROM_INPUT = 0.02
+
 #: Nearest surface anchors (samples and face centroids) whose faces are tested exactly per point.
 FIT_CANDIDATE_FACES = 8
 
@@ -91,7 +94,9 @@ def fit_to_input_metrics(mesh: trimesh.Trimesh, points: np.ndarray, *, seed: int
     Returns
     -------
     dict with mean, p95, max (input -> mesh), mesh_to_input_mean, chamfer (mean of the two
-    one-sided means), bbox_diagonal, and ``relative`` (the distances / bbox_diagonal).
+    one-sided means), bbox_diagonal, ``relative`` (the distances / bbox_diagonal), and
+    far_area_share: the share of the mesh's area farther than FAR_FROM_INPUT diagonals from every
+    input point (a closed bubble behind an open scan, or blobs, show up there).
     """
     if len(mesh.faces) == 0:
         raise ValueError("the mesh has no faces; fit metrics need a surface")
@@ -111,7 +116,8 @@ def fit_to_input_metrics(mesh: trimesh.Trimesh, points: np.ndarray, *, seed: int
     }
     diagonal = float(np.linalg.norm(points.max(axis=0) - points.min(axis=0)))
     relative = {k: (v / diagonal if diagonal > 0 else None) for k, v in distances.items()}
-    return {**distances, "bbox_diagonal": diagonal, "relative": relative}
+    far = float((to_input > FAR_FROM_INPUT * diagonal).mean())
+    return {**distances, "bbox_diagonal": diagonal, "relative": relative, "far_area_share": far}
 
 
 def mesh_facts(mesh: trimesh.Trimesh) -> dict:
@@ -121,13 +127,20 @@ def mesh_facts(mesh: trimesh.Trimesh) -> dict:
     -------
     dict: vertices, faces, watertight, components (vertex-connected pieces), euler
     (V - E + F over referenced vertices), genus (closed orientable meshes only, else None),
-    area, volume (watertight only, else None; negative means inward-facing triangles).
+    area, volume (watertight only, else None; negative means inward-facing triangles),
+    largest_component_area_share.
     """
     faces = np.asarray(mesh.faces)
     used = np.unique(faces)
     edges = mesh.edges_unique
     euler = len(used) - len(edges) + len(faces)
-    components = _component_count(faces, len(mesh.vertices))
+    labels = face_components(faces, len(mesh.vertices)) if len(faces) else np.zeros(0, int)
+    components = len(np.unique(labels))
+    area = float(mesh.area)
+    largest = 0.0
+    if len(faces) and area > 0:
+        _, labels = np.unique(labels, return_inverse=True)
+        largest = float(np.bincount(labels, weights=mesh.area_faces).max() / area)
     watertight = bool(mesh.is_watertight)
     genus = None
     if watertight and mesh.is_winding_consistent and (2 * components - euler) % 2 == 0:
@@ -139,15 +152,12 @@ def mesh_facts(mesh: trimesh.Trimesh) -> dict:
         "components": int(components),
         "euler": int(euler),
         "genus": genus,
-        "area": float(mesh.area),
+        "area": area,
         "volume": float(mesh.volume) if watertight else None,
+        "largest_component_area_share": largest,
     }
 
 
-def _component_count(faces: np.ndarray, n_vertices: int) -> int:
-    if len(faces) == 0:
-        return 0
-    return len(np.unique(face_components(faces, n_vertices)))
 
 
 def surface_distance_metrics(pred_points: np.ndarray, pred_normals: np.ndarray | None,

@@ -1,8 +1,9 @@
-"""`reconstruct`: a point cloud in, a watertight mesh and its metrics out.
+"""`reconstruct`: a point cloud in, a mesh (watertight, or trimmed to the data) and its metrics out.
 
-Stages: prepare (deduplicate, drop stray points, normalise, sample queries), train, mesh,
-metrics. Every random draw comes from generators seeded by `config.seed`; the global torch/numpy
-RNG state is not touched, and the torch thread count is restored on exit.
+Stages: prepare (deduplicate, drop stray points, normalise, estimate normals, sample queries),
+train, mesh (and trim, for `surface: trimmed`), metrics. Every random draw comes from generators
+seeded by `config.seed`; the global torch/numpy RNG state is not touched, and the torch thread
+count is restored on exit.
 """
 
 import time
@@ -23,9 +24,11 @@ from recon.engine.meshing import extract_mesh
 from recon.engine.methods import Method, TrainingData, get_method
 from recon.engine.model import SdfNetwork
 from recon.engine.normalization import UnitCubeTransform, fit_unit_cube
+from recon.engine.normals import OrientedNormals, local_spacing, orient_normals
 from recon.engine.outliers import find_outliers
 from recon.engine.sampling import deduplicate, sample_queries
 from recon.engine.training import StepReport, TrainingOutcome, scaled_to_cloud, train
+from recon.engine.trimming import trim_unsupported
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,16 @@ def prepare(cloud: PointCloud, config: ReconstructionConfig, needs_queries: bool
     unit = transform.apply(points)
     rng = np.random.default_rng(config.seed)
     pool = sample_queries(unit, config.preparation, rng) if needs_queries else None
-    return _Prepared(TrainingData(unit, normals, pool), transform, warnings, outliers)
+    estimated = None
+    if needs_queries and _watches_sign(config, len(unit)):
+        estimated = orient_normals(unit, config.preparation.normals)
+    return _Prepared(TrainingData(unit, normals, pool, estimated), transform, warnings, outliers)
+
+
+def _watches_sign(config: ReconstructionConfig, points: int) -> bool:
+    """Whether the method's sign prior will watch this cloud (it needs estimated normals)."""
+    sign = getattr(config.method_config, "sign", None)
+    return sign is not None and sign.enabled and points >= sign.min_points
 
 
 def reconstruct(
@@ -109,6 +121,14 @@ def reconstruct(
     """
     with _torch_threads(config.training.num_threads):
         return _Run(config, on_progress).run(cloud, ground_truth, should_cancel)
+
+
+def _spacing(estimated: OrientedNormals | None, points: np.ndarray,
+             config: ReconstructionConfig) -> np.ndarray:
+    """Local point spacing: the one the normals were estimated with, or computed now."""
+    if estimated is not None:
+        return estimated.spacing
+    return local_spacing(points, config.preparation.normals)
 
 
 class _Run:
@@ -150,17 +170,36 @@ class _Run:
                                  cube_side=self.config.preparation.unit_cube_side,
                                  should_cancel=should_cancel)
         mesh = extracted.mesh
+        surface = self._finish_surface(mesh, extracted.watertight, prepared.data)
         mesh.vertices = prepared.transform.invert(mesh.vertices)
         self.seconds["mesh"] = time.perf_counter() - t0
         self._emit("metrics", 0, 1)
         t0 = time.perf_counter()
         metrics = self._metrics(mesh, cloud, ground_truth, outcome, prepared,
                                 extracted.specks_removed)
+        metrics["surface"] = surface
+        metrics["run"].update(method.facts())
         self._emit("metrics", 1, 1)
         warnings = prepared.warnings
-        if not extracted.watertight:
+        if surface["kind"] == "closed" and not surface["watertight"]:
             warnings.append("the extracted mesh is not watertight")
         return ReconstructionResult(mesh=mesh, metrics=metrics, warnings=warnings)
+
+    def _finish_surface(self, mesh: trimesh.Trimesh, watertight: bool,
+                        data: TrainingData) -> dict[str, Any]:
+        """Trim the mesh (normalised frame) when `surface` is "trimmed"; say what it is."""
+        meshing = self.config.meshing
+        if meshing.surface != "trimmed":
+            return {"kind": "closed", "watertight": watertight}
+        spacing = _spacing(data.estimated, data.points, self.config)
+        report = trim_unsupported(mesh, data.points, spacing, meshing.trim_distance,
+                                  meshing.min_piece_area_share)
+        return {
+            "kind": "trimmed",
+            "watertight": bool(mesh.is_watertight),
+            "trim_distance": meshing.trim_distance,
+            "removed_area_share": report.removed_area_share,
+        }
 
     def _build(self, method_class: type[Method], data: TrainingData) -> tuple[SdfNetwork, Method]:
         init = torch.Generator().manual_seed(self.config.seed)

@@ -119,13 +119,15 @@ def build_config(
     resolution: int | None = None,
     max_iterations: int | None = None,
     time_budget_s: float | None = None,
+    surface: str = "closed",
+    trim_distance: float | None = None,
 ) -> ReconstructionConfig:
     """The engine config for a method and preset.
 
     Raises
     ------
     ValueError
-        On an unknown method, preset or device (the message lists the valid names).
+        On an unknown method, preset, device or surface (the message lists the valid names).
     """
     method_class = get_method(method)
     if preset not in PRESET_NAMES:
@@ -150,9 +152,11 @@ def build_config(
     if max_iterations is not None:
         training = dataclasses.replace(training, max_iterations=max_iterations,
                                        budget_growth_cap=1.0)
-    meshing = chosen.meshing
+    meshing = dataclasses.replace(chosen.meshing, surface=surface)
     if resolution is not None:
         meshing = dataclasses.replace(meshing, resolution=resolution)
+    if trim_distance is not None:
+        meshing = dataclasses.replace(meshing, trim_distance=trim_distance)
     method_config = chosen.method_configs.get(method) or method_class.config_type()
     return ReconstructionConfig(
         method=method, method_config=method_config, preset=chosen.name, device=device,

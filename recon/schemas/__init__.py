@@ -1,6 +1,13 @@
 """The wire contract shared by the HTTP API, the infrastructure and the worker (pydantic only)."""
 
-from recon.schemas.enums import DeviceName, JobStatus, MeshFormat, MethodName, PresetName
+from recon.schemas.enums import (
+    DeviceName,
+    JobStatus,
+    MeshFormat,
+    MethodName,
+    PresetName,
+    SurfaceKind,
+)
 from recon.schemas.errors import ErrorBody, ErrorDetail
 from recon.schemas.jobs import JobError, JobLinks, JobProgress, JobPublic, JobsPublic
 from recon.schemas.params import ReconstructionParams
@@ -22,4 +29,5 @@ __all__ = [
     "PresetName",
     "ReconstructTaskPayload",
     "ReconstructionParams",
+    "SurfaceKind",
 ]

@@ -20,6 +20,14 @@ class PresetName(StrEnum):
     AUTO = "auto"
 
 
+class SurfaceKind(StrEnum):
+    """`closed`: watertight (closed against the box where a scan is open); `trimmed`: the parts
+    no input point supports removed, open where the scan is, not watertight."""
+
+    CLOSED = "closed"
+    TRIMMED = "trimmed"
+
+
 class DeviceName(StrEnum):
     """Where the engine trains; `auto` uses CUDA when present."""
 

@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recon.schemas.enums import MeshFormat, MethodName, PresetName
+from recon.schemas.enums import MeshFormat, MethodName, PresetName, SurfaceKind
 
 
 class ReconstructionParams(BaseModel):
@@ -18,6 +18,16 @@ class ReconstructionParams(BaseModel):
     )
     max_iterations: int | None = Field(
         None, ge=10, le=100_000, description="Cap on training iterations; default from preset."
+    )
+    surface: SurfaceKind = Field(
+        SurfaceKind.CLOSED,
+        description="`closed`: a watertight mesh; `trimmed`: only the surface the input points "
+        "support (open scans stay open, not watertight).",
+    )
+    trim_distance: float | None = Field(
+        None, ge=0.5, le=20.0,
+        description="With `trimmed`: keep surface within this many local point spacings of the "
+        "input (default 1.5).",
     )
     formats: list[MeshFormat] = Field(
         default_factory=lambda: [MeshFormat.GLB],

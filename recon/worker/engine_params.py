@@ -59,6 +59,8 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
         seed=params.seed,
         resolution=params.resolution,
         max_iterations=params.max_iterations,
+        surface=params.surface.value,
+        trim_distance=params.trim_distance,
     )
     cap = training_time_cap_s(settings)
     budget = config.training.time_budget_s

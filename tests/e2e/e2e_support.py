@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from scipy.spatial import cKDTree
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNNY = REPO_ROOT / "tests" / "data" / "bunny"
+SCANS = REPO_ROOT / "tests" / "data" / "scans"
 E2E_REDIS_URL = os.environ.get("RECON_E2E_REDIS_URL", "redis://127.0.0.1:6379/12")
 TINY_PARAMS = {"preset": "fast", "max_iterations": 300, "resolution": 64}
 """Small enough for a busy 2-core machine (the fast preset also caps training at 30 s)."""
@@ -210,6 +212,13 @@ MEAN_DISTANCE_TOLERANCE = 0.05
 tiny run trains ~30 s on a busy machine; the best-fitting sphere scores about 0.09-0.10."""
 RUN_TIMEOUT_S = 150
 """Longest wait for one tiny job to finish (worker start, ~30 s training, meshing)."""
+
+
+def glb_json(data: bytes) -> dict[str, Any]:
+    """The JSON chunk of a GLB file (materials, accessors, ...)."""
+    chunk_length, chunk_type = struct.unpack_from("<I4s", data, 12)
+    assert data[:4] == b"glTF" and chunk_type == b"JSON"
+    return dict(json.loads(data[20:20 + chunk_length]))
 
 
 def load_glb(data: bytes) -> trimesh.Trimesh:

@@ -54,6 +54,15 @@ def test_glb_has_normals_and_a_neutral_grey_material(torus) -> None:
     assert material["baseColorFactor"] == pytest.approx([0.8, 0.8, 0.8, 1.0])
 
 
+def test_glb_of_an_open_mesh_is_double_sided(torus) -> None:
+    closed = _glb_json(export_mesh(torus, "glb"))["materials"][0]
+    assert not closed.get("doubleSided", False)
+    sheet = torus.copy()
+    sheet.update_faces(sheet.triangles_center[:, 2] > 0)  # the upper half: open
+    opened = _glb_json(export_mesh(sheet, "glb"))["materials"][0]
+    assert opened["doubleSided"] is True
+
+
 def test_ply_export_keeps_vertex_normals(torus) -> None:
     assert b"property float nx" in export_mesh(torus, "ply")[:1000]
 

@@ -137,3 +137,24 @@ def test_coarse_to_fine_keeps_every_piece_of_a_field_steeper_than_a_distance(ban
     if same_surface:  # a band below half a diagonal loses the ball; the default keeps it
         distance, _ = cKDTree(dense.mesh.vertices).query(sparse.mesh.vertices)
         assert distance.max() < 1e-6
+
+
+def test_a_field_inside_at_a_wall_is_closed_one_cell_inside_the_box():
+    """An open scan's signed field: inside below a plane, through the whole box. The mesh is
+    the plane closed against the walls: watertight, every vertex inside the box."""
+    grid = Grid(origin=-1.0, spacing=2.0 / 31, resolution=32)
+    axis = grid.origin + np.arange(32) * grid.spacing
+    volume = np.broadcast_to(axis[None, None, :] - 0.1, (32, 32, 32)).astype(np.float32)
+    mesh = march_volume(volume.copy(), grid, 0.0)
+    assert mesh.is_watertight
+    assert np.abs(mesh.vertices).max() < 1.0
+    assert np.isclose(mesh.vertices[:, 2].max(), 0.1, atol=1e-5)  # the plane itself stays
+
+
+def test_close_at_box_leaves_a_field_outside_at_the_walls_untouched():
+    from recon.engine.meshing import close_at_box
+
+    axis = np.linspace(-1, 1, 16)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    volume = (np.sqrt(x**2 + y**2 + z**2) - 0.5).astype(np.float32)
+    assert close_at_box(volume, 0.0, axis[1] - axis[0]) is volume

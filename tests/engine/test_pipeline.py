@@ -57,12 +57,16 @@ def test_metrics_layout_and_progress_stages(torus_points, tiny_config, tweak):
     assert stages[0] == "prepare" and "train" in stages and "mesh" in stages
     assert stages[-1] == "metrics"
     metrics = result.metrics
-    assert set(metrics) == {"fit_to_input", "mesh", "run", "ground_truth"}
+    assert set(metrics) == {"fit_to_input", "mesh", "run", "ground_truth", "surface"}
+    assert metrics["surface"] == {"kind": "closed", "watertight": True}
+    assert 0 <= metrics["fit_to_input"]["far_area_share"] <= 1
+    assert 0 < metrics["mesh"]["largest_component_area_share"] <= 1
     run = metrics["run"]
     assert run["iterations"] == 50 and run["stop_reason"] == "max_iterations"
     assert run["time_budget_s"] is None
     assert set(run["seconds_by_stage"]) == {"prepare", "train", "mesh", "metrics"}
     assert run["method"] == "nap" and run["device"] == "cpu" and run["points"] == 1500
+    assert run["sign_prior"] == "not watched"  # under SignPriorConfig.min_points
     # A torus fit is one closed piece: nothing to drop, and the count says so.
     assert run["specks_removed"] == 0 and metrics["mesh"]["components"] == 1
     assert {"cd1_x100", "cd2_x100", "nc", "fscore_0.01"} <= set(metrics["ground_truth"])

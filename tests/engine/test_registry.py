@@ -4,10 +4,11 @@ import dataclasses
 
 import pytest
 
+from recon.engine.config import SURFACES, MeshingConfig
 from recon.engine.methods import METHODS, get_method, method_names
 from recon.engine.presets import PRESET_NAMES, PRESETS, Preset, build_config
 from recon.engine.training import scaled_to_cloud
-from recon.schemas import MethodName, PresetName
+from recon.schemas import MethodName, PresetName, ReconstructionParams, SurfaceKind
 
 
 def test_registry_names_equal_the_public_method_list():
@@ -16,6 +17,15 @@ def test_registry_names_equal_the_public_method_list():
 
 def test_preset_names_equal_the_public_preset_list():
     assert list(PRESET_NAMES) == [member.value for member in PresetName]
+
+
+def test_surface_kinds_equal_the_public_list_and_defaults_agree():
+    assert list(SURFACES) == [member.value for member in SurfaceKind]
+    assert ReconstructionParams().surface.value == MeshingConfig().surface
+    assert f"default {MeshingConfig().trim_distance:g})" in (
+        ReconstructionParams.model_fields["trim_distance"].description or "")
+    with pytest.raises(ValueError, match="valid: closed, trimmed"):
+        build_config("nap", "fast", device="cpu", surface="open")
 
 
 def test_each_preset_is_one_frozen_documented_object():

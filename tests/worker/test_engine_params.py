@@ -1,5 +1,6 @@
 """The one translation from public parameters to an engine config."""
 
+from recon.engine.config import MeshingConfig
 from recon.infra.settings import Settings
 from recon.schemas import ReconstructionParams
 from recon.worker.engine_params import engine_config_for, training_time_cap_s
@@ -13,6 +14,15 @@ def test_client_choices_reach_the_engine_config() -> None:
         "neural-pull", "fast", 7, "cpu")
     assert config.meshing.resolution == 48 and config.training.max_iterations == 123
     assert config.training.num_threads is not None and config.training.num_threads >= 1
+    assert config.meshing.surface == "closed"
+
+
+def test_surface_and_trim_distance_reach_the_meshing_config() -> None:
+    params = ReconstructionParams(surface="trimmed", trim_distance=3.0)
+    config = engine_config_for(params, Settings(worker_device="cpu"))
+    assert (config.meshing.surface, config.meshing.trim_distance) == ("trimmed", 3.0)
+    default = engine_config_for(ReconstructionParams(surface="trimmed"), Settings())
+    assert default.meshing.trim_distance == MeshingConfig().trim_distance
 
 
 def test_training_never_outlives_the_soft_time_limit() -> None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from recon.engine.config import ReconstructionConfig
 from recon.engine.model import SdfNetwork
+from recon.engine.normals import OrientedNormals
 from recon.engine.sampling import QueryPool
 
 
@@ -29,11 +30,14 @@ class TrainingData:
         Unit normals, when the input had them.
     pool : QueryPool or None
         Query pool, for methods with `needs_queries`.
+    estimated : OrientedNormals or None
+        Normals estimated from the points and oriented (for the sign prior), when computed.
     """
 
     points: np.ndarray
     normals: np.ndarray | None
     pool: QueryPool | None
+    estimated: OrientedNormals | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ class Method(ABC):
     def extra_parameters(self) -> list[nn.Parameter]:
         """Trainable parameters besides the network's (e.g. loss weights)."""
         return []
+
+    def facts(self) -> dict[str, Any]:
+        """What the method reports about the run besides its losses (merged into the run facts)."""
+        return {}
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.ascontiguousarray(array), dtype=torch.float32, device=self.device)

@@ -3,10 +3,13 @@
 q' = q - f(q) * g / |g|, g = grad_q f(q); loss = mean |q' - t(q)| (Ma et al., ICML 2021).
 """
 
+from typing import Any
+
 import torch
 
 from recon.engine.config import NeuralPullConfig
 from recon.engine.methods.base import Method, StepLoss
+from recon.engine.methods.sign_prior import SignPrior
 from recon.engine.model import SdfNetwork
 
 
@@ -39,7 +42,7 @@ def pull_residual(
 
 
 class NeuralPull(Method):
-    """The Neural-Pull baseline."""
+    """The Neural-Pull baseline, with the sign prior (recon.engine.methods.sign_prior)."""
 
     name = "neural-pull"
     config_type = NeuralPullConfig
@@ -51,6 +54,20 @@ class NeuralPull(Method):
         self.queries = self._tensor(data.pool.queries)
         self.targets = self._tensor(data.pool.targets)
         self.target_sigma = self._tensor(data.pool.target_sigma)
+        self.sign = SignPrior(self.method_config.sign, data.points, data.estimated, device,
+                              generator)
+
+    def facts(self) -> dict[str, Any]:
+        return self.sign.facts()
+
+    def _with_sign(self, loss: StepLoss, network: SdfNetwork, progress: float,
+                   autocast: torch.autocast) -> StepLoss:
+        """`loss` plus the sign penalty once the prior is on (checks run here when due)."""
+        self.sign.update(network, progress)
+        penalty = self.sign.penalty(network, autocast)
+        if penalty is None:
+            return loss
+        return StepLoss(total=loss.total + penalty, terms={**loss.terms, "sign": penalty.detach()})
 
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index = self._batch_index(len(self.queries))
@@ -66,4 +83,5 @@ class NeuralPull(Method):
             queries, values, gradients, targets, self.method_config.gradient_eps
         )
         loss = residual.norm(dim=1).mean()
-        return StepLoss(total=loss, terms={"pull": loss.detach()})
+        return self._with_sign(StepLoss(total=loss, terms={"pull": loss.detach()}), network,
+                               progress, autocast)

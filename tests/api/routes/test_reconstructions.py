@@ -189,6 +189,21 @@ def test_params_malformed_json_is_400_and_invalid_values_422(
     assert_nothing_accepted(client)
 
 
+@pytest.mark.parametrize("params, field", [
+    ('{"surface": "open"}', "surface"),
+    ('{"surface": "trimmed", "trim_distance": 0.4}', "trim_distance"),
+    ('{"surface": "trimmed", "trim_distance": 20.5}', "trim_distance"),
+    ('{"trim_distance": "far"}', "trim_distance"),
+])
+def test_surface_options_out_of_bounds_are_422(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes, params: str, field: str
+) -> None:
+    error = assert_error(submit(client, auth_headers, sphere_ply_bytes, params=params), 422,
+                         "invalid_params")
+    assert [tuple(e["loc"]) for e in error["detail"]] == [(field,)]
+    assert_nothing_accepted(client)
+
+
 def test_malformed_requests_are_400_or_415(client: TestClient, auth_headers: Headers) -> None:
     no_file = client.post("/reconstructions", headers=auth_headers, files={"params": (None, "{}")})
     assert_error(no_file, 400, "missing_file")
