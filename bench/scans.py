@@ -25,6 +25,7 @@ from the rows without running anything.
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -305,7 +306,10 @@ def write_report(plan: Plan, rows: list[dict], path: Path) -> Path:
     table = _medians(rows, keys)
     commands = plan.out / COMMANDS_FILE
     ran = commands.read_text().splitlines() if commands.exists() else []
-    lines = ["# Scan benchmark", "", "Made by:", "", *[f"    {line}" for line in ran], "",
+    # The raw scans' folder is this machine's; the report names it SCANS_DIR.
+    ran = [re.sub(r"--scans \S+", "--scans SCANS_DIR", line) for line in ran]
+    lines = ["# Scan benchmark", "", "Made by (SCANS_DIR: the folder of raw scans):", "",
+             *[f"    {line}" for line in ran], "",
              "Medians over seeds; fit figures relative to the input's bbox diagonal; far: mesh "
              "area farther than 2% of the diagonal from every input point.", ""]
     for part in PARTS:
@@ -334,7 +338,7 @@ def write_report(plan: Plan, rows: list[dict], path: Path) -> Path:
 
 
 def write_pictures(plan: Plan, folder: Path, prefix: str = "") -> list[Path]:
-    """A picture per real scan: the input, `closed` from the front and the side, `trimmed`."""
+    """A picture per real scan: the input, `closed` and `trimmed` from the front and behind."""
     written = []
     meshes = plan.out / "meshes"
     for path in plan.scans:
@@ -345,8 +349,8 @@ def write_pictures(plan: Plan, folder: Path, prefix: str = "") -> list[Path]:
         points = load_point_cloud(path).points
         closed_mesh, trimmed_mesh = _load_mesh(closed), _load_mesh(trimmed)
         panels: list[Panel] = [("input points", points, 0.0), ("closed", closed_mesh, 0.0),
-                  ("closed, from the side", closed_mesh, 70.0), ("trimmed", trimmed_mesh, 0.0),
-                  ("trimmed, from the side", trimmed_mesh, 70.0)]
+                  ("closed, from behind", closed_mesh, 150.0), ("trimmed", trimmed_mesh, 0.0),
+                  ("trimmed, from behind", trimmed_mesh, 150.0)]
         written.append(render_panels(panels, folder / f"{prefix}{case}.png"))
     return written
 
