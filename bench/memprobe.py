@@ -2,21 +2,28 @@
 
 Run as ``python -m bench.memprobe --points N --max-iterations K``. It builds a synthetic torus of
 N points, serialises it to a binary PLY in memory, loads it through the engine's loader (so parsing
-counts too), reconstructs with the `fast` preset, and prints one JSON line with
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``. A separate process keeps the parent's memory out of
-the measurement.
+counts too), reconstructs with the `fast` preset, and prints one JSON line with its own peak
+resident memory. A separate process keeps the parent's memory out of the measurement.
 """
 
 import argparse
 import json
-import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 KIB = 1024
-"""ru_maxrss is in KiB on Linux."""
+
+
+def peak_resident_kib() -> int:
+    """This process's peak resident memory in KiB (VmHWM). Not getrusage's ru_maxrss, which Linux
+    carries across execve: a child started by a larger parent would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (peak memory is measured on Linux)")
 
 
 def probe(points: int, max_iterations: int, seed: int, preset: str) -> dict:
@@ -42,7 +49,7 @@ def probe(points: int, max_iterations: int, seed: int, preset: str) -> dict:
         "seconds": time.perf_counter() - start,
         "seconds_by_stage": run["seconds_by_stage"],
         "watertight": result.metrics["mesh"]["watertight"],
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KIB,
+        "peak_rss_bytes": peak_resident_kib() * KIB,
     }
 
 

@@ -1,7 +1,8 @@
 """The scan benchmark: range scans in, meshes out, screened Poisson beside us in the same run.
 
-    python -m bench.scans --scans DIR [--shapes NAME=DIR ...] [--parts real fused strays single]
-                          [--seeds 0 1 2] [--points 50000] [--out bench/out_scans]
+    python -m bench.scans --scans DIR [--shapes NAME=DIR ...]
+                          [--parts real fused strays single large] [--seeds 0 1 2]
+                          [--points 50000] [--large-points 500000 2000000] [--out bench/out_scans]
 
 Parts (docs/ENGINE.md, Scans):
 - real: every raw scan in --scans (.xyz, .ply, .pts, .npy; one view each, no ground truth),
@@ -15,6 +16,10 @@ Parts (docs/ENGINE.md, Scans):
 - single: one view of each shape, `trimmed`: completeness on the part the scanner saw (share of
   its ground-truth samples within 1% of the unit cube of the mesh), accuracy of the mesh (mean
   distance to the ground truth) and its far-area share.
+- large: fused scans of --large-points points (default 500,000 and 2,000,000), ours on the whole
+  scan and on a random --large-subsample-point subsample of it (default 200,000), each in a child
+  process so its peak memory is its own; times are also given relative to `fast` on the
+  1,000-point bunny (bench/data) measured in the same invocation.
 Poisson gets estimated normals, depth 8 below 100,000 points and 9 above, and is run both on the
 raw points and after our stray-point removal; the report shows each and ratios against the better.
 Rows go to OUT/scans.jsonl as they finish; rerunning skips rows already there. The report
@@ -25,10 +30,12 @@ from the rows without running anything.
 
 import argparse
 import json
+import multiprocessing
 import re
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -41,6 +48,7 @@ from scipy.spatial import cKDTree
 
 from bench.data import DEFAULT_DATA_DIR, GROUND_TRUTH_FILE, REPO_ROOT
 from bench.make_data import GROUND_TRUTH_MESH_FILE
+from bench.memprobe import peak_resident_kib
 from bench.pictures import Panel, render_panels
 from bench.poisson import PoissonConfig, poisson_available, reconstruct_poisson
 from bench.scanner import Scan, ScannerConfig, scan
@@ -52,7 +60,7 @@ from recon.engine.pipeline import reconstruct
 from recon.engine.presets import build_config
 from recon.engine.runtime import configure_process
 
-PARTS = ("real", "fused", "strays", "single")
+PARTS = ("real", "fused", "strays", "single", "large")
 POISSON_LABELS = ("poisson", "poisson+outliers")
 """Poisson on the raw points, and after our stray-point removal."""
 SCAN_SUFFIXES = (".xyz", ".ply", ".pts", ".npy")
@@ -70,6 +78,8 @@ POISSON_DENSE_POINTS = 100_000
 COMPLETENESS_TAU = 0.01
 """Single views: a seen ground-truth sample counts as recovered within this distance (unit cube)."""
 METRIC_SAMPLES = 100_000
+TIME_REFERENCE = ("bunny", "sparse")
+"""Large-scan times are relative to `fast` on this 1,000-point cloud, run in the same invocation."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,10 @@ class Plan:
     seeds: tuple[int, ...]
     points: int
     out: Path
+    large_points: tuple[int, ...] = (500_000, 2_000_000)
+    large_subsample: int = 200_000
+    """Large scans are also run on a random subsample of this many points: detail the whole scan
+    carries must show against it."""
     max_iterations: int | None = None
     resolution: int | None = None
     publish: bool = False
@@ -109,6 +123,21 @@ def _ours(cloud: PointCloud, seed: int, surface: str, plan: Plan) -> tuple[trime
              "outliers_removed": run["outliers_removed"], "sign_prior": run.get("sign_prior"),
              "sign_prior_from": run.get("sign_prior_from")}
     return result.mesh, facts
+
+
+def _ours_alone(cloud: PointCloud, seed: int, surface: str,
+                plan: Plan) -> tuple[trimesh.Trimesh, dict]:
+    """`_ours` in a fresh child process, so the run's peak memory (peak_gib) is its own."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        vertices, faces, facts = pool.submit(_ours_child, cloud, seed, surface, plan).result()
+    return trimesh.Trimesh(vertices, faces, process=False), facts
+
+
+def _ours_child(cloud: PointCloud, seed: int, surface: str,
+                plan: Plan) -> tuple[np.ndarray, np.ndarray, dict]:
+    configure_process()
+    mesh, facts = _ours(cloud, seed, surface, plan)
+    return mesh.vertices, mesh.faces, {**facts, "peak_gib": peak_resident_kib() / 2**20}
 
 
 def _poisson(points: np.ndarray, remove_outliers: bool) -> tuple[trimesh.Trimesh, dict]:
@@ -245,7 +274,7 @@ def run_strays(plan: Plan, rows: Rows) -> None:
             scanned = scan(mesh, ScannerConfig(points=plan.points, seed=0,
                                                stray_fraction=fraction))
             _scan_rows(plan, rows, "strays", f"{name}-strays{fraction:.0%}", scanned, truth,
-                       plan.seeds[:1])
+                       plan.seeds)
 
 
 def run_single(plan: Plan, rows: Rows) -> None:
@@ -261,21 +290,70 @@ def _single_view(plan: Plan, rows: Rows, name: str, folder: Path) -> None:
     cloud = PointCloud(points=scanned.points)
 
     def judged(result: trimesh.Trimesh, facts: dict) -> dict:
-        recovered = cKDTree(result.sample(METRIC_SAMPLES)).query(seen_samples)[0]
-        accuracy = engine_metrics.point_to_mesh_distance(mesh, result.sample(20_000),
+        samples, _ = trimesh.sample.sample_surface(result, METRIC_SAMPLES, seed=1)
+        recovered = cKDTree(samples).query(seen_samples)[0]
+        accuracy = engine_metrics.point_to_mesh_distance(mesh, samples[:20_000],
                                                          np.random.default_rng(0))
         return {**facts, "completeness": float((recovered <= COMPLETENESS_TAU).mean()),
                 "accuracy_x100": float(100 * accuracy.mean()), **_fit(result, cloud.points)}
 
+    def ours() -> dict:
+        return judged(*_ours(cloud, plan.seeds[0], "trimmed", plan))
+
+    def poisson(remove: bool) -> dict:
+        return judged(*_poisson(cloud.points, remove))
+
     case = f"{name}-view"
-    rows.run("single", case, PRESET, "trimmed", plan.seeds[0],
-             lambda: judged(*_ours(cloud, plan.seeds[0], "trimmed", plan)))
+    rows.run("single", case, PRESET, "trimmed", plan.seeds[0], ours)
     for remove in (False, True):
         rows.run("single", case, _poisson_label(remove), "trimmed-density", 0,
-                 partial(lambda remove: judged(*_poisson(cloud.points, remove)), remove))
+                 partial(poisson, remove))
 
 
-RUNNERS = {"real": run_real, "fused": run_fused, "strays": run_strays, "single": run_single}
+def run_large(plan: Plan, rows: Rows) -> None:
+    name, regime = TIME_REFERENCE
+    reference = load_point_cloud(DEFAULT_DATA_DIR / name / regime / "points.ply")
+
+    def timed_reference() -> dict:
+        mesh, facts = _ours_alone(reference, plan.seeds[0], "closed", plan)
+        return {**facts, "points": len(reference.points), **_fit(mesh, reference.points)}
+
+    rows.run("large", f"{name}-{len(reference.points) // 1000}k", PRESET, "closed", plan.seeds[0],
+             timed_reference)
+    for name, folder in plan.shapes:
+        mesh, truth = _ground_truth(folder)
+        for points in plan.large_points:
+            _large_scan(plan, rows, f"{name}-{points // 1000}k", truth,
+                        scan(mesh, ScannerConfig(points=points, seed=0)))
+
+
+def _large_scan(plan: Plan, rows: Rows, case: str, truth: GroundTruth, scanned: Scan) -> None:
+    cloud = PointCloud(points=scanned.points)
+    seed = plan.seeds[0]
+
+    def ours(subsample: int | None) -> dict:
+        used = cloud
+        if subsample is not None:
+            keep = np.random.default_rng(seed).choice(len(cloud.points), subsample, replace=False)
+            used = PointCloud(points=cloud.points[keep])
+        mesh, facts = _ours_alone(used, seed, "closed", plan)
+        return {**facts, "points": len(used.points), **_quality(mesh, truth, cloud.points)}
+
+    def poisson(remove: bool) -> dict:
+        mesh, facts = _poisson(cloud.points, remove)
+        return {**facts, "points": len(cloud.points), **_quality(mesh, truth, cloud.points)}
+
+    rows.run("large", case, PRESET, "closed", seed, partial(ours, None))
+    if len(cloud.points) > plan.large_subsample:
+        rows.run("large", case, f"{PRESET}@{plan.large_subsample // 1000}k", "closed", seed,
+                 partial(ours, plan.large_subsample))
+    for remove in (False, True):
+        rows.run("large", case, _poisson_label(remove), "trimmed-density", 0,
+                 partial(poisson, remove))
+
+
+RUNNERS = {"real": run_real, "fused": run_fused, "strays": run_strays, "single": run_single,
+           "large": run_large}
 
 
 def _medians(rows: list[dict], keys: tuple[str, ...]) -> dict[tuple, dict]:
@@ -302,7 +380,8 @@ def _fmt(value: Any, spec: str) -> str:
 def write_report(plan: Plan, rows: list[dict], path: Path) -> Path:
     """OUT/SCANS.md: one table per part, medians over seeds, ratios against the better Poisson."""
     keys = ("p95_rel", "mean_rel", "far_area_share", "largest_share", "seconds", "cd1_x100",
-            "fscore_0.01", "nc", "completeness", "accuracy_x100", "outliers_removed")
+            "fscore_0.01", "nc", "completeness", "accuracy_x100", "outliers_removed", "peak_gib",
+            "points")
     table = _medians(rows, keys)
     commands = plan.out / COMMANDS_FILE
     ran = commands.read_text().splitlines() if commands.exists() else []
@@ -311,15 +390,20 @@ def write_report(plan: Plan, rows: list[dict], path: Path) -> Path:
     lines = ["# Scan benchmark", "", "Made by (SCANS_DIR: the folder of raw scans):", "",
              *[f"    {line}" for line in ran], "",
              "Medians over seeds; fit figures relative to the input's bbox diagonal; far: mesh "
-             "area farther than 2% of the diagonal from every input point.", ""]
+             "area farther than 2% of the diagonal from every input point; peak: the run's peak "
+             "resident memory (large part only); x 1k: seconds over `fast` on the 1,000-point "
+             "bunny in the same invocation.", ""]
+    name, regime = TIME_REFERENCE
+    reference = [v["seconds"] for k, v in table.items()
+                 if k[0] == "large" and k[1] == f"{name}-1k" and k[2] == PRESET]
     for part in PARTS:
         entries = {k: v for k, v in table.items() if k[0] == part}
         if not entries:
             continue
         lines += [f"## {part}", "", "| case | method | surface | runs | p95 | mean | far | "
                   "largest piece | watertight | CD1 x100 | F@0.01 | completeness | accuracy x100 "
-                  "| CD1 / best Poisson | seconds | sign prior |",
-                  "|" + "---|" * 16]
+                  "| CD1 / best Poisson | points | seconds | x 1k | peak GiB | sign prior |",
+                  "|" + "---|" * 19]
         for (_, case, method, surface), v in sorted(entries.items()):
             poisson = [table[k]["cd1_x100"] for k in entries
                        if k[1] == case and k[2].startswith("poisson") and "cd1_x100" in table[k]]
@@ -330,8 +414,10 @@ def write_report(plan: Plan, rows: list[dict], path: Path) -> Path:
                 f"{_fmt(v.get('largest_share'), '.3f')} | {'yes' if v['watertight'] else 'no'} | "
                 f"{_fmt(v.get('cd1_x100'), '.3f')} | {_fmt(v.get('fscore_0.01'), '.3f')} | "
                 f"{_fmt(v.get('completeness'), '.3f')} | {_fmt(v.get('accuracy_x100'), '.3f')} | "
-                f"{_fmt(ratio, '.2f')} | {_fmt(v.get('seconds'), '.0f')} | "
-                f"{v['sign_prior'] or '-'} |")
+                f"{_fmt(ratio, '.2f')} | {_fmt(v.get('points'), ',.0f')} | "
+                f"{_fmt(v.get('seconds'), '.0f')} | "
+                f"{_fmt(v['seconds'] / reference[0] if reference else None, '.1f')} | "
+                f"{_fmt(v.get('peak_gib'), '.2f')} | {v['sign_prior'] or '-'} |")
         lines.append("")
     path.write_text("\n".join(lines))
     return path
@@ -370,6 +456,10 @@ def parse(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--points", type=int, default=50_000, help="fused scan size")
+    parser.add_argument("--large-points", nargs="+", type=int, default=[500_000, 2_000_000],
+                        help="large fused scan sizes")
+    parser.add_argument("--large-subsample", type=int, default=200_000,
+                        help="large scans are also run on a random subsample of this size")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--max-iterations", type=int, default=None, help="for smoke runs")
     parser.add_argument("--resolution", type=int, default=None, help="for smoke runs")
@@ -383,6 +473,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         scans = tuple(sorted(p for p in args.scans.iterdir() if p.suffix in SCAN_SUFFIXES))
     return Plan(scans=scans, shapes=tuple(args.shapes), parts=tuple(args.parts),
                 seeds=tuple(args.seeds), points=args.points, out=args.out,
+                large_points=tuple(args.large_points), large_subsample=args.large_subsample,
                 max_iterations=args.max_iterations, resolution=args.resolution,
                 publish=args.publish, report_only=args.report_only)
 

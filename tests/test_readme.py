@@ -25,3 +25,11 @@ def test_compose_only_sets_real_settings() -> None:
     compose = (README.parent / "docker-compose.yml").read_text()
     used = set(re.findall(r"^\s+(RECON_[A-Z0-9_]+):", compose, re.MULTILINE))
     assert used and used <= {f"RECON_{name.upper()}" for name in Settings.model_fields}
+
+
+def test_parameters_table_matches_the_params_schema() -> None:
+    from recon.schemas import ReconstructionParams
+
+    section = README.read_text().split("### Parameters", 1)[1].split("\n### ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+    assert documented == set(ReconstructionParams.model_fields)

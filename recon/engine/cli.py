@@ -23,7 +23,7 @@ BAR_WIDTH = 30
 def _reconstruct_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recon reconstruct",
                                      description="Fit a mesh to a point cloud.")
-    parser.add_argument("input", type=Path, help="point cloud (.ply, .xyz, .pts, .npy)")
+    parser.add_argument("input", type=Path, help="point cloud (.ply, .xyz, .pts, .npy, .las, .laz)")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="mesh file; the suffix picks the format (.glb, .ply, .obj, .stl)")
     parser.add_argument("--method", default="nap", help="nap | neural-pull | igr")
@@ -38,6 +38,14 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
                         help="closed (watertight) | trimmed (only what the points support)")
     parser.add_argument("--trim-distance", type=float, default=None,
                         help="with --surface trimmed: local point spacings kept (default 1.5)")
+    parser.add_argument("--target-faces", type=int, default=None,
+                        help="decimate the mesh to about this many faces")
+    parser.add_argument("--up-axis", default="y", help="the input's up axis: y | z (the GLB "
+                        "is written Y-up)")
+    parser.add_argument("--units", default=None, help="the input's unit: m | cm | mm | in | ft "
+                        "(the GLB is written in metres; default m)")
+    parser.add_argument("--use-normals", default="auto", help="the input's own normals: auto "
+                        "(used when they agree with the fitted field) | yes | no")
     parser.add_argument("--ground-truth", type=Path, default=None,
                         help="ground-truth mesh or point set for quality metrics")
     parser.add_argument("--metrics-out", type=Path, default=None, help="write metrics JSON here")
@@ -93,7 +101,9 @@ def reconstruct_command(args: argparse.Namespace) -> int:
         config = build_config(args.method, args.preset, device=args.device, seed=args.seed,
                               resolution=args.resolution, max_iterations=args.max_iterations,
                               time_budget_s=args.time_budget, surface=args.surface,
-                              trim_distance=args.trim_distance)
+                              trim_distance=args.trim_distance, target_faces=args.target_faces,
+                              up_axis=args.up_axis, units=args.units,
+                              use_normals=args.use_normals)
         cloud = load_point_cloud(args.input)
         truth = None if args.ground_truth is None else load_ground_truth(args.ground_truth)
     except (ValueError, OSError, EngineError) as error:
@@ -106,7 +116,7 @@ def reconstruct_command(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    args.output.write_bytes(export_mesh(result.mesh, fmt))
+    args.output.write_bytes(export_mesh(result.mesh, fmt, config.frame))
     if args.metrics_out is not None:
         args.metrics_out.write_text(json.dumps(result.metrics, indent=2))
     for warning in result.warnings:

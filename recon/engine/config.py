@@ -66,8 +66,11 @@ class PreparationConfig:
     """Point count at which the query spread equals `spread_base`."""
     spread_min: float = 0.02
     """Lower clip of the query spread s."""
-    spread_max: float = 1.0
-    """Upper clip of the query spread s."""
+    spread_max: float = 8.0
+    """Upper clip of the query spread s (reached at 20 million points). sigma_p shrinks as
+    1/sqrt(N) on a surface, so s * sigma_p, the width of the query band, stays the same at every
+    size below the clip; a clip at 1 narrowed the band 2.5-fold at 2,000,000 points, into the depth
+    noise, and a fused bunny scan came out at CD1 x100 0.45 instead of 0.28."""
     far_query_share: float = 0.1
     """Fraction of the pool drawn uniformly in the cube of half-side `far_query_extent` instead
     of around the points: they pin the field far from the data, where Neural-Pull's narrow query
@@ -189,6 +192,9 @@ class MeshingConfig:
     bunny scan bun000, 1 opens holes inside the data (input-to-mesh p95 0.43% of the diagonal
     against 0.37%) and 2 leaves a rim past its edge (1% of the area farther than 2% of the
     diagonal from every point, 0.2% at 1.5)."""
+    target_faces: int | None = None
+    """Decimate the final mesh to about this many faces (recon.engine.decimation); None keeps
+    marching cubes' own density."""
     band_cells: float = 1.0
     """At each level, cells whose |sdf| comes within this many of their diagonals are refined.
     Every point of a cell lies within half a diagonal of a corner, so 0.5 suffices for an exact
@@ -196,6 +202,8 @@ class MeshingConfig:
     network with a third more evaluations)."""
 
     def __post_init__(self) -> None:
+        if self.target_faces is not None and self.target_faces < 4:
+            raise ValueError(f"target_faces must be at least 4, got {self.target_faces}")
         if self.surface not in SURFACES:
             raise ValueError(f"unknown surface {self.surface!r}; valid: {', '.join(SURFACES)}")
         factor = self.coarse_factor
@@ -230,6 +238,13 @@ class SignPriorConfig:
     min_crossing_share: float = 0.5
     """... and the field's sign differs between the two probes at fewer than this share of them
     (the fused dragon: 0.60 at the least from 0.3 of training; the closed bunny 0.96)."""
+    max_negative_share: float = 0.12
+    """... and the field is negative at under this share of a lattice over the points' box. Open
+    sheets that lost their sign: 0.003-0.085 at the checks that count (raw scans bun000, bun045;
+    the wave sheet of tests/engine/test_open_surfaces.py); closed fused scans 0.15-0.28 from the
+    first check, even a 2,000,000-point one whose probes cross at under half the points."""
+    lattice_size: int = 24
+    """Lattice nodes per axis of that box."""
     unsigned_checks: int = 2
     """Consecutive counting checks that turn the prior on (it then stays on)."""
     weight: float = 3.0
@@ -241,6 +256,70 @@ class SignPriorConfig:
     """Points per step in the penalty."""
 
 
+UNITS_IN_METRES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254,
+                                     "ft": 0.3048}
+"""The input units a client may name, and their length in metres."""
+UP_AXES = ("y", "z")
+"""The input up axes a client may name."""
+
+
+@dataclass(frozen=True)
+class FrameConfig:
+    """The input's frame. GLB is written in metres and Y-up, as glTF requires (a Z-up input maps
+    (x, y, z) to (x, z, -y): a rotation, never a mirror); PLY, OBJ and STL keep the input's frame
+    and units."""
+
+    up_axis: str = "y"
+    """The input's up axis: "y" (nothing rotates) or "z"."""
+    units: str | None = None
+    """The input's unit, a key of UNITS_IN_METRES; None: not given, read as metres."""
+    millimetre_hint_diagonal: float = 100.0
+    """Without `units`, a cloud whose bounding-box diagonal exceeds this gets a warning that it
+    is probably in millimetres (a 10 cm object in mm would open 100 m wide)."""
+
+    def __post_init__(self) -> None:
+        if self.up_axis not in UP_AXES:
+            raise ValueError(f"unknown up axis {self.up_axis!r}; valid: {', '.join(UP_AXES)}")
+        if self.units is not None and self.units not in UNITS_IN_METRES:
+            raise ValueError(f"unknown units {self.units!r}; valid: "
+                             f"{', '.join(UNITS_IN_METRES)}")
+
+
+@dataclass(frozen=True)
+class ColourConfig:
+    """How mesh vertices take the input's colours (recon.engine.colours)."""
+
+    neighbours: int = 4
+    """Input points averaged per vertex, weighted by inverse distance (1: the nearest point's)."""
+    min_distance: float = 1e-6
+    """Distances are floored at this share of the largest, so a vertex on a point takes mostly
+    its colour without dividing by zero."""
+
+
+USE_NORMALS = ("auto", "yes", "no")
+"""Whether a run uses the input's own normals (recon.engine.methods.input_normals)."""
+
+
+@dataclass(frozen=True)
+class InputNormalConfig:
+    """How Neural-Pull and NAP use the input's own normals (recon.engine.methods.input_normals)."""
+
+    decide_at: float = 0.1
+    """With "auto", the share of training after which agreement with the field is measured."""
+    min_agreement: float = 0.5
+    """Mean cosine between grad f and the normals at which "auto" uses them (consistent normals
+    agree at 0.9 and more once the field has taken shape, flipped ones at -0.9)."""
+    check_points: int = 2000
+    """Points where the agreement is measured (an even stride through the cloud)."""
+    weight: float = 0.1
+    """Weight of mean(1 - cos(grad f(p), n_p)) added to the loss. On the 1,000-point bunny with
+    its true normals (NAP, `fast`'s network, 1,000 steps), CD1 x100 0.797 without them, 0.751 at
+    0.1 and 0.765 at 0.3; 1 held the pull back (1.15). sparse_noisy: 0.850 against 0.801."""
+    batch_size: int = 500
+    """Points per step in the alignment term (2,000 cost 2.5 times the step for the same fit as
+    500 or 200)."""
+
+
 @dataclass(frozen=True)
 class NeuralPullConfig:
     """Neural-Pull: pull queries onto the surface along the normalised gradient."""
@@ -249,6 +328,8 @@ class NeuralPullConfig:
     """Added to |grad f| before normalising it."""
     sign: SignPriorConfig = field(default_factory=SignPriorConfig)
     """The sign prior that keeps an open scan's field signed."""
+    input_normals: InputNormalConfig = field(default_factory=InputNormalConfig)
+    """How the input's own normals are used, when it has them."""
 
 
 @dataclass(frozen=True)
@@ -313,5 +394,17 @@ class ReconstructionConfig:
     """The optimisation loop."""
     meshing: MeshingConfig = field(default_factory=MeshingConfig)
     """Mesh extraction."""
+    colours: ColourConfig = field(default_factory=ColourConfig)
+    """Vertex colours, when the input has colours."""
+    frame: FrameConfig = field(default_factory=FrameConfig)
+    """The input's up axis and units (the GLB's frame follows from them)."""
+    use_normals: str = "auto"
+    """The input's own normals: "auto" (used when they agree with the fitted field), "yes" or
+    "no" (recon.engine.methods.input_normals; IGR uses them unless "no")."""
     metrics_samples: int = 100_000
     """Surface samples per side for ground-truth metrics."""
+
+    def __post_init__(self) -> None:
+        if self.use_normals not in USE_NORMALS:
+            raise ValueError(f"unknown use_normals {self.use_normals!r}; valid: "
+                             f"{', '.join(USE_NORMALS)}")

@@ -15,9 +15,9 @@ whose spacing is far above its noise, loses none.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from recon.engine.config import OutlierConfig
+from recon.engine.normals import neighbourhoods
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,9 @@ def find_outliers(points: np.ndarray, config: OutlierConfig, workers: int = -1) 
     none = np.zeros(n, bool)
     if n < max(config.min_points, 4):
         return OutlierReport(none, none.copy())
-    k = min(config.neighbours, n - 1)
-    tree = cKDTree(points)
-    neighbours = np.empty((n, k), np.int64)
-    mean_distance = np.empty(n)
-    for start in range(0, n, config.chunk):
-        stop = min(start + config.chunk, n)
-        distances, index = tree.query(points[start:stop], k=k + 1, workers=workers)
-        neighbours[start:stop] = index[:, 1:]  # the first neighbour is the point itself
-        mean_distance[start:stop] = distances[:, 1:].mean(axis=1)
+    distances, neighbours = neighbourhoods(points, min(config.neighbours, n - 1), config.chunk,
+                                           workers)
+    mean_distance = distances.mean(axis=1)
     isolated = mean_distance > config.global_isolation_ratio * np.median(mean_distance)
     off_surface = np.empty(n, bool)
     for start in range(0, n, config.chunk):

@@ -1,7 +1,8 @@
 """`reconstruct`: a point cloud in, a mesh (watertight, or trimmed to the data) and its metrics out.
 
 Stages: prepare (deduplicate, drop stray points, normalise, estimate normals, sample queries),
-train, mesh (and trim, for `surface: trimmed`), metrics. Every random draw comes from generators
+train, mesh (trim for `surface: trimmed`, decimate for `target_faces`, then each vertex's support
+and, when the input has colours, its colour), metrics. Every random draw comes from generators
 seeded by `config.seed`; the global torch/numpy RNG state is not touched, and the torch thread
 count is restored on exit.
 """
@@ -15,9 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 import trimesh
+from trimesh.visual import ColorVisuals
 
+from recon import __version__
 from recon.engine import metrics as engine_metrics
+from recon.engine.colours import vertex_colours
 from recon.engine.config import ReconstructionConfig
+from recon.engine.decimation import DecimationReport, decimate
 from recon.engine.formats.ground_truth import GroundTruth
 from recon.engine.formats.pointcloud import PointCloud
 from recon.engine.meshing import extract_mesh
@@ -27,6 +32,7 @@ from recon.engine.normalization import UnitCubeTransform, fit_unit_cube
 from recon.engine.normals import OrientedNormals, local_spacing, orient_normals
 from recon.engine.outliers import find_outliers
 from recon.engine.sampling import deduplicate, sample_queries
+from recon.engine.support import SUPPORT_ATTRIBUTE, support_summary, vertex_support
 from recon.engine.training import StepReport, TrainingOutcome, scaled_to_cloud, train
 from recon.engine.trimming import trim_unsupported
 
@@ -58,6 +64,10 @@ class _Prepared:
     data: TrainingData
     transform: UnitCubeTransform
     warnings: list[str]
+    points: np.ndarray
+    """The kept input points, input frame (where the colours sit)."""
+    colours: np.ndarray | None
+    """Their colours, when the input has colours."""
     outliers_removed: int = 0
 
 
@@ -76,18 +86,21 @@ def prepare(cloud: PointCloud, config: ReconstructionConfig, needs_queries: bool
     """Deduplicate, drop stray points, normalise the inliers' box and (for query-based methods)
     sample the query pool."""
     warnings = list(cloud.warnings)
-    points, normals, removed = deduplicate(cloud.points, cloud.normals)
+    kept = deduplicate(cloud.points)
+    removed = len(cloud.points) - len(kept)
     if removed:
         warnings.append(f"removed {removed} duplicate points")
     outliers = 0
     if config.preparation.remove_outliers:
-        stray = find_outliers(points, config.preparation.outliers).outliers
+        stray = find_outliers(cloud.points[kept], config.preparation.outliers).outliers
         outliers = int(stray.sum())
         if outliers:
-            points = points[~stray]
-            normals = None if normals is None else normals[~stray]
+            kept = kept[~stray]
             warnings.append(f"removed {outliers} stray points ({outliers / len(stray):.2%} of the "
                             "cloud) lying apart from the surface before fitting")
+    points = cloud.points[kept]
+    normals = None if cloud.normals is None else cloud.normals[kept]
+    colours = None if cloud.colours is None else cloud.colours[kept]
     transform = fit_unit_cube(points, config.preparation.unit_cube_side)
     unit = transform.apply(points)
     rng = np.random.default_rng(config.seed)
@@ -95,7 +108,8 @@ def prepare(cloud: PointCloud, config: ReconstructionConfig, needs_queries: bool
     estimated = None
     if needs_queries and _watches_sign(config, len(unit)):
         estimated = orient_normals(unit, config.preparation.normals)
-    return _Prepared(TrainingData(unit, normals, pool, estimated), transform, warnings, outliers)
+    return _Prepared(TrainingData(unit, normals, pool, estimated), transform, warnings, points,
+                     colours, outliers)
 
 
 def _watches_sign(config: ReconstructionConfig, points: int) -> bool:
@@ -169,30 +183,69 @@ class _Run:
         extracted = extract_mesh(network, self.config.meshing, device=self.device,
                                  cube_side=self.config.preparation.unit_cube_side,
                                  should_cancel=should_cancel)
-        mesh = extracted.mesh
-        surface = self._finish_surface(mesh, extracted.watertight, prepared.data)
-        mesh.vertices = prepared.transform.invert(mesh.vertices)
+        mesh, surface, decimation = self._finish_mesh(extracted.mesh, extracted.watertight,
+                                                      prepared)
         self.seconds["mesh"] = time.perf_counter() - t0
         self._emit("metrics", 0, 1)
         t0 = time.perf_counter()
         metrics = self._metrics(mesh, cloud, ground_truth, outcome, prepared,
                                 extracted.specks_removed)
         metrics["surface"] = surface
+        metrics["support"] = support_summary(
+            mesh, np.asarray(mesh.vertex_attributes[SUPPORT_ATTRIBUTE]))
+        metrics["decimation"] = None if decimation is None else decimation.as_metrics()
+        warnings = prepared.warnings
+        metrics["frame"] = self._frame(cloud, warnings)
+        metrics["colours"] = {"present": cloud.colours is not None,
+                              "used": prepared.colours is not None,
+                              "neighbours": self.config.colours.neighbours}
         metrics["run"].update(method.facts())
         self._emit("metrics", 1, 1)
-        warnings = prepared.warnings
         if surface["kind"] == "closed" and not surface["watertight"]:
             warnings.append("the extracted mesh is not watertight")
         return ReconstructionResult(mesh=mesh, metrics=metrics, warnings=warnings)
 
-    def _finish_surface(self, mesh: trimesh.Trimesh, watertight: bool,
-                        data: TrainingData) -> dict[str, Any]:
+    def _finish_mesh(self, mesh: trimesh.Trimesh, watertight: bool, prepared: _Prepared
+                     ) -> tuple[trimesh.Trimesh, dict[str, Any], DecimationReport | None]:
+        """Trim and decimate the extracted mesh (normalised frame), give each vertex its support,
+        map it back to the input frame and colour it from the input's colours."""
+        data = prepared.data
+        spacing = _spacing(data.estimated, data.points, self.config)
+        surface = self._finish_surface(mesh, watertight, data.points, spacing)
+        decimation = None
+        if self.config.meshing.target_faces is not None:
+            mesh, decimation = decimate(mesh, self.config.meshing.target_faces, self.config.seed)
+            surface["watertight"] = bool(mesh.is_watertight)
+        support = vertex_support(mesh.vertices, data.points, spacing)
+        mesh.vertices = prepared.transform.invert(mesh.vertices)
+        mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = support
+        if prepared.colours is not None:
+            colours = vertex_colours(mesh.vertices, prepared.points, prepared.colours,
+                                     self.config.colours)
+            mesh.visual = ColorVisuals(mesh, vertex_colors=np.round(colours * 255).astype(np.uint8))
+        return mesh, surface, decimation
+
+    def _frame(self, cloud: PointCloud, warnings: list[str]) -> dict[str, Any]:
+        """The input's frame as the metrics report it; a warning when a unit-less cloud looks
+        like millimetres."""
+        frame = self.config.frame
+        diagonal = float(np.linalg.norm(np.ptp(cloud.points, axis=0)))
+        if frame.units is None and diagonal > frame.millimetre_hint_diagonal:
+            warnings.append(
+                f"the cloud is {diagonal:.4g} units across; read as metres that is "
+                f"{diagonal:.4g} m, so it is probably in millimetres: set units to 'mm' (or the "
+                "unit it is in) so the GLB opens at its real size")
+        return {"up_axis": frame.up_axis, "units": frame.units or "m",
+                "units_given": frame.units is not None,
+                "glb": "metres, Y-up (glTF); PLY, OBJ and STL in the input's frame and units"}
+
+    def _finish_surface(self, mesh: trimesh.Trimesh, watertight: bool, points: np.ndarray,
+                        spacing: np.ndarray) -> dict[str, Any]:
         """Trim the mesh (normalised frame) when `surface` is "trimmed"; say what it is."""
         meshing = self.config.meshing
         if meshing.surface != "trimmed":
             return {"kind": "closed", "watertight": watertight}
-        spacing = _spacing(data.estimated, data.points, self.config)
-        report = trim_unsupported(mesh, data.points, spacing, meshing.trim_distance,
+        report = trim_unsupported(mesh, points, spacing, meshing.trim_distance,
                                   meshing.min_piece_area_share)
         return {
             "kind": "trimmed",
@@ -226,9 +279,12 @@ class _Run:
         config = self.config
         pool = prepared.data.pool
         return {
+            "engine_version": __version__,
             "method": config.method,
             "preset": config.preset,
             "device": config.device,
+            "precision": config.training.matmul_precision,
+            "threads": torch.get_num_threads(),
             "seed": config.seed,
             "iterations": outcome.iterations,
             "iterations_per_second": outcome.iterations_per_second,

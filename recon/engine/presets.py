@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from recon.engine.config import (
+    FrameConfig,
     MeshingConfig,
     MethodConfig,
     NapConfig,
@@ -121,13 +122,18 @@ def build_config(
     time_budget_s: float | None = None,
     surface: str = "closed",
     trim_distance: float | None = None,
+    target_faces: int | None = None,
+    up_axis: str = "y",
+    units: str | None = None,
+    use_normals: str = "auto",
 ) -> ReconstructionConfig:
     """The engine config for a method and preset.
 
     Raises
     ------
     ValueError
-        On an unknown method, preset, device or surface (the message lists the valid names).
+        On an unknown method, preset, device, surface, up axis, unit or use_normals (the message
+        lists the valid names).
     """
     method_class = get_method(method)
     if preset not in PRESET_NAMES:
@@ -152,7 +158,7 @@ def build_config(
     if max_iterations is not None:
         training = dataclasses.replace(training, max_iterations=max_iterations,
                                        budget_growth_cap=1.0)
-    meshing = dataclasses.replace(chosen.meshing, surface=surface)
+    meshing = dataclasses.replace(chosen.meshing, surface=surface, target_faces=target_faces)
     if resolution is not None:
         meshing = dataclasses.replace(meshing, resolution=resolution)
     if trim_distance is not None:
@@ -161,5 +167,6 @@ def build_config(
     return ReconstructionConfig(
         method=method, method_config=method_config, preset=chosen.name, device=device,
         seed=seed, preparation=chosen.preparation, network=network, training=training,
-        meshing=meshing,
+        meshing=meshing, frame=FrameConfig(up_axis=up_axis, units=units),
+        use_normals=use_normals,
     )

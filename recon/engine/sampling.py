@@ -34,22 +34,12 @@ class QueryPool:
     spread: float
 
 
-def deduplicate(
-    points: np.ndarray, normals: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Drop exact duplicate points, keeping the first occurrence (and its normal).
-
-    Returns
-    -------
-    points : (k, 3) float64
-    normals : (k, 3) float64 or None
-    removed : int
-        Number of dropped points.
-    """
+def deduplicate(points: np.ndarray) -> np.ndarray:
+    """Indices of the distinct rows of `points`, each at its first occurrence, in input order
+    (so normals and colours follow their points)."""
     _, first = np.unique(points, axis=0, return_index=True)
     first.sort()
-    kept_normals = None if normals is None else normals[first]
-    return points[first], kept_normals, len(points) - len(first)
+    return first
 
 
 def knn_sigma(

@@ -3,19 +3,19 @@
 A field fitted to an open scan closes its surface somewhere the scanner never looked (against the
 box, or in a smooth bubble behind the sheet). `surface: trimmed` keeps only the faces whose corners
 all lie near an input point, near meaning within `trim_distance` local spacings, the spacing being
-that of the nearest input point, so a fused scan's sparse far side keeps its surface as well as
-its dense front does. This is what users do to a screened Poisson mesh with its density values;
-the result follows the data's own boundary and is not watertight.
+that of the nearest input point (recon.engine.support), so a fused scan's sparse far side keeps
+its surface as well as its dense front does. This is what users do to a screened Poisson mesh
+with its density values; the result follows the data's own boundary and is not watertight.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
 
 from recon.engine.errors import EmptySurface
 from recon.engine.mesh_cleanup import drop_specks
+from recon.engine.support import vertex_support
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ def trim_unsupported(mesh: trimesh.Trimesh, points: np.ndarray, spacing: np.ndar
     area = float(mesh.area)
     if len(mesh.faces) == 0 or area <= 0:
         return TrimReport(0.0, 0)
-    distance, nearest = cKDTree(points).query(mesh.vertices, k=1, workers=-1)
-    supported = distance <= trim_distance * spacing[nearest]
+    supported = vertex_support(mesh.vertices, points, spacing) <= trim_distance
     keep = supported[mesh.faces].all(axis=1)
     if not keep.any():
         raise EmptySurface("no part of the fitted surface lies near the input points; try "

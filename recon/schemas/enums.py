@@ -28,6 +28,31 @@ class SurfaceKind(StrEnum):
     TRIMMED = "trimmed"
 
 
+class UpAxis(StrEnum):
+    """The input's up axis (the GLB is always written Y-up, as glTF requires)."""
+
+    Y = "y"
+    Z = "z"
+
+
+class LengthUnit(StrEnum):
+    """The input's length unit (the GLB is always written in metres, as glTF requires)."""
+
+    M = "m"
+    CM = "cm"
+    MM = "mm"
+    IN = "in"
+    FT = "ft"
+
+
+class UseNormals(StrEnum):
+    """Whether the input's own normals are used: `auto` when they agree with the fitted field."""
+
+    AUTO = "auto"
+    YES = "yes"
+    NO = "no"
+
+
 class DeviceName(StrEnum):
     """Where the engine trains; `auto` uses CUDA when present."""
 

@@ -1,14 +1,30 @@
 """Public, bounded reconstruction parameters (the `params` JSON part of an upload)."""
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from recon.schemas.enums import MeshFormat, MethodName, PresetName, SurfaceKind
+from recon.schemas.enums import (
+    LengthUnit,
+    MeshFormat,
+    MethodName,
+    PresetName,
+    SurfaceKind,
+    UpAxis,
+    UseNormals,
+)
+
+PARAMS_EXAMPLES: list[JsonValue] = [
+    {"preset": "fast", "surface": "trimmed"},
+    {"units": "mm", "up_axis": "z", "target_faces": 50_000, "formats": ["glb", "ply"]},
+]
+"""What a client typically sends: an open range scan, fast and trimmed; a millimetre, Z-up scan
+for a web page, decimated (shown in the OpenAPI document)."""
 
 
 class ReconstructionParams(BaseModel):
     """What a client may ask for. Translated into an engine config by one function in the worker."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True,
+                              json_schema_extra={"examples": PARAMS_EXAMPLES})
 
     method: MethodName = Field(MethodName.NAP, description="Reconstruction method.")
     preset: PresetName = Field(PresetName.AUTO, description="Speed/quality preset.")
@@ -28,6 +44,28 @@ class ReconstructionParams(BaseModel):
         None, ge=0.5, le=20.0,
         description="With `trimmed`: keep surface within this many local point spacings of the "
         "input (default 1.5).",
+    )
+    target_faces: int | None = Field(
+        None, ge=100, le=5_000_000,
+        description="Decimate the mesh to about this many faces (a closed mesh stays closed; "
+        "the metrics say how far the surface moved); default: marching cubes' own density.",
+    )
+    up_axis: UpAxis = Field(
+        UpAxis.Y,
+        description="The input's up axis. The GLB is written Y-up as glTF requires (a Z-up "
+        "input maps (x, y, z) to (x, z, -y)); PLY, OBJ and STL keep the input's axes.",
+    )
+    units: LengthUnit | None = Field(
+        None,
+        description="The input's unit. The GLB is written in metres as glTF requires; PLY, OBJ "
+        "and STL keep the input's units. Not given: metres, with a warning when the cloud is "
+        "over 100 units across (probably millimetres).",
+    )
+    use_normals: UseNormals = Field(
+        UseNormals.AUTO,
+        description="The input's own normals, when it has them: `auto` uses them when they agree "
+        "with the fitted field and ignores them otherwise (flipped or inconsistent), `yes` "
+        "always, `no` never; `metrics.run.input_normals` says which.",
     )
     formats: list[MeshFormat] = Field(
         default_factory=lambda: [MeshFormat.GLB],

@@ -61,6 +61,10 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
         max_iterations=params.max_iterations,
         surface=params.surface.value,
         trim_distance=params.trim_distance,
+        target_faces=params.target_faces,
+        up_axis=params.up_axis.value,
+        units=None if params.units is None else params.units.value,
+        use_normals=params.use_normals.value,
     )
     cap = training_time_cap_s(settings)
     budget = config.training.time_budget_s

@@ -198,7 +198,8 @@ def reconstruct_and_upload(
     formats = [fmt.value for fmt in params.formats]
     for fmt in formats:
         key = job_object_key(record.tenant, record.id, mesh_object_name(fmt))
-        ctx.storage.put_bytes(key, export_mesh(result.mesh, fmt), content_type=MEDIA_TYPES[fmt])
+        ctx.storage.put_bytes(key, export_mesh(result.mesh, fmt, config.frame),
+                              content_type=MEDIA_TYPES[fmt])
     metrics = finite_json(result.metrics)
     metrics_key = job_object_key(record.tenant, record.id, METRICS_OBJECT_NAME)
     body = json.dumps(metrics, indent=2, allow_nan=False).encode()

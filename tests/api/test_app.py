@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from recon.api.app import create_app
 from recon.api.auth import MissingApiKeys
 from recon.infra.settings import Settings
+from recon.schemas import ReconstructionParams
 from tests.conftest import API_KEY, TEST_REDIS_URL
 
 
@@ -33,6 +34,13 @@ def test_docs_and_openapi(client: TestClient) -> None:
     assert {"/reconstructions", "/reconstructions/{job_id}/mesh", "/readyz"} <= set(spec["paths"])
     upload = spec["paths"]["/reconstructions"]["post"]["requestBody"]["content"]
     assert "file" in upload["multipart/form-data"]["schema"]["properties"]
+    # the params examples are shown and each is a valid request
+    examples = upload["multipart/form-data"]["schema"]["properties"]["params"]["examples"]
+    assert len(examples) >= 2
+    for example in examples:
+        ReconstructionParams.model_validate_json(example)
+    assert {"target_faces", "up_axis", "units"} <= set(
+        spec["components"]["schemas"]["ReconstructionParams"]["properties"])
 
 
 def test_refuses_to_start_without_api_keys(settings: Settings) -> None:

@@ -15,7 +15,7 @@ pytest.importorskip("embreex", reason="the virtual scanner casts its rays with E
 def test_every_part_writes_rows_a_report_and_a_picture(tmp_path: Path) -> None:
     argv = ["--scans", str(REPO / "tests" / "data" / "scans"), "--seeds", "0",
             "--points", "5000", "--max-iterations", "100", "--resolution", "48",
-            "--out", str(tmp_path)]
+            "--large-points", "8000", "--large-subsample", "4000", "--out", str(tmp_path)]
     assert main(argv) == 0
     rows = [json.loads(line) for line in (tmp_path / ROWS_FILE).read_text().splitlines()]
     parts = {(row["part"], row["method"]) for row in rows}
@@ -29,6 +29,11 @@ def test_every_part_writes_rows_a_report_and_a_picture(tmp_path: Path) -> None:
     assert real["closed"]["watertight"] and not real["trimmed"]["watertight"]
     single = [row for row in rows if row["part"] == "single"]
     assert all(0 <= row["completeness"] <= 1 for row in single)
+    large = {(row["case"], row["method"]): row for row in rows if row["part"] == "large"}
+    assert {("bunny-1k", "fast"), ("bunny-8k", "fast"), ("bunny-8k", "fast@4k")} <= set(large)
+    assert large[("bunny-8k", "fast@4k")]["points"] == 4000
+    # each run's own peak memory: a child process with torch, well under the parent's
+    assert all(0.1 < large[key]["peak_gib"] < 4 for key in large if key[1].startswith("fast"))
     report = (tmp_path / REPORT_FILE).read_text()
     assert "## fused" in report and "bun000_8k" in report and "CD1 / best Poisson" in report
     assert (tmp_path / "bun000_8k.png").stat().st_size > 10_000

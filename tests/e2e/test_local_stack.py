@@ -7,14 +7,18 @@ its points; cancel a running job; SIGKILL a worker mid-job and see the job finis
 
 from __future__ import annotations
 
+import io
 import time
 
+import numpy as np
 import pytest
+import trimesh
 from e2e_support import (
     BUNNY,
     FINAL,
     RUN_TIMEOUT_S,
     SCANS,
+    TINY_PARAMS,
     Stack,
     assert_close_to_bunny,
     glb_json,
@@ -23,7 +27,11 @@ from e2e_support import (
     watch,
 )
 
+from recon.engine.colours import linear_to_srgb
 from recon.infra.job_store import JobStore
+from tests.data.coloured_torus import SHIPPED as COLOURED_TORUS
+from tests.data.coloured_torus import colour_field
+from tests.engine.glb_reading import glb_geometry
 
 pytestmark = pytest.mark.e2e
 
@@ -85,6 +93,41 @@ def test_a_range_scan_comes_back_as_a_trimmed_open_sheet(local_stack: Stack) -> 
         assert glb_json(response.content)["materials"][0]["doubleSided"] is True
         mesh = load_glb(response.content)
         assert not mesh.is_watertight and len(mesh.faces) == metrics["mesh"]["faces"]
+
+
+def test_colours_units_and_a_face_budget_reach_the_glb(local_stack: Stack) -> None:
+    """A coloured millimetre scan, Z up, decimated: the GLB opens in metres, Y up, coloured."""
+    params = {**TINY_PARAMS, "units": "mm", "up_axis": "z", "target_faces": 2000,
+              "formats": ["glb", "ply"]}
+    with local_stack.client() as client:
+        created = submit(client, COLOURED_TORUS, params)
+        final = watch(client, created["id"], lambda v: v["status"] in FINAL, RUN_TIMEOUT_S,
+                      local_stack)
+        assert final["status"] == "succeeded", final
+        metrics = final["metrics"]
+        assert metrics["colours"]["present"] and metrics["colours"]["used"]
+        assert metrics["frame"] == {**metrics["frame"], "units": "mm", "up_axis": "z",
+                                    "units_given": True}
+        assert abs(metrics["decimation"]["faces_after"] - 2000) <= 100
+        assert metrics["decimation"]["faces_before"] > 2000
+        assert not any("millimetres" in warning for warning in final["warnings"])
+
+        response = client.get(f"/reconstructions/{created['id']}/mesh", params={"format": "glb"})
+        assert response.status_code == 200, response.text
+        glb = glb_geometry(response.content)
+        assert len(glb.faces) == metrics["decimation"]["faces_after"]
+        # metres, Y up: the torus (radius 0.47 m, axis z in the file) lies flat in x-z
+        extent = glb.vertices.max(axis=0) - glb.vertices.min(axis=0)
+        np.testing.assert_allclose(extent, [0.94, 0.24, 0.94], atol=0.03)
+        back = glb.vertices @ np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]).T  # Z up again
+        colours = linear_to_srgb(np.asarray(glb.visual.vertex_colors)[:, :3] / 255)
+        assert np.abs(colours - colour_field(back)).mean() < 10 / 255
+        assert glb.vertex_attributes["_SUPPORT"].shape[0] == len(glb.vertices)
+
+        ply = client.get(f"/reconstructions/{created['id']}/mesh", params={"format": "ply"})
+        assert ply.status_code == 200
+        in_file_units = trimesh.load(io.BytesIO(ply.content), file_type="ply")
+        assert in_file_units.extents.max() == pytest.approx(940, abs=30)  # still millimetres
 
 
 def test_cancel_running_job(local_stack: Stack) -> None:

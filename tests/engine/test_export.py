@@ -1,4 +1,5 @@
-"""Mesh exporters: every format round-trips through trimesh; GLB carries normals and material."""
+"""Mesh exporters: every format round-trips through trimesh; GLB carries normals and material, is
+in metres and Y-up; support values travel; survey coordinates keep millimetres in every format."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import numpy as np
 import pytest
 import trimesh
 
+from recon.engine.config import FrameConfig
 from recon.engine.export import MEDIA_TYPES, MESH_EXPORTERS, export_mesh
+from recon.engine.formats.ply import read_ply
+from recon.engine.support import SUPPORT_ATTRIBUTE
+from tests.engine.glb_reading import glb_geometry
 
 
 @pytest.fixture
@@ -75,3 +80,57 @@ def test_unknown_format_lists_the_valid_ones(torus) -> None:
     with pytest.raises(ValueError, match="unknown mesh format 'fbx'; valid formats: glb, obj, "
                                          "ply, stl"):
         export_mesh(torus, "fbx")
+
+
+@pytest.mark.parametrize(("frame", "expected"), [
+    (FrameConfig(), (1.0, 2.0, 3.0)),
+    (FrameConfig(units="mm"), (0.001, 0.002, 0.003)),
+    (FrameConfig(up_axis="z"), (1.0, 3.0, -2.0)),
+    (FrameConfig(up_axis="z", units="ft"), (0.3048, 0.9144, -0.6096)),
+])
+def test_glb_is_in_metres_and_y_up(torus, frame, expected) -> None:
+    mesh = torus.copy()
+    mesh.vertices[0] = (1.0, 2.0, 3.0)  # a known point
+    glb = glb_geometry(export_mesh(mesh, "glb", frame))
+    np.testing.assert_allclose(glb.vertices[0], expected, rtol=1e-6, atol=1e-7)
+    # a rotation, never a mirror: the torus keeps its outward winding (a positive volume)
+    metres = {None: 1.0, "mm": 0.001, "ft": 0.3048}[frame.units]
+    assert glb_geometry(export_mesh(torus, "glb", frame)).volume == pytest.approx(
+        torus.volume * metres**3, rel=1e-4)
+    # PLY stays in the input's frame and units
+    ply = trimesh.load(io.BytesIO(export_mesh(mesh, "ply", frame)), file_type="ply",
+                       process=False)
+    np.testing.assert_allclose(ply.vertices[0], (1.0, 2.0, 3.0))
+
+
+def test_support_values_travel_in_ply_and_glb(torus) -> None:
+    mesh = torus.copy()
+    values = np.linspace(0, 9, len(mesh.vertices)).astype(np.float32)
+    mesh.vertex_attributes[SUPPORT_ATTRIBUTE] = values
+    vertex = read_ply(export_mesh(mesh, "ply"))["vertex"].properties
+    np.testing.assert_array_equal(vertex[SUPPORT_ATTRIBUTE], values)
+    glb = glb_geometry(export_mesh(mesh, "glb"))
+    np.testing.assert_array_equal(glb.vertex_attributes["_SUPPORT"].reshape(-1), values)
+
+
+@pytest.mark.parametrize("fmt", ["glb", "ply", "obj", "stl"])
+def test_survey_coordinates_keep_millimetres(torus, fmt) -> None:
+    offset = np.array([512_345.678, 5_412_345.678, 312.345])  # UTM metres
+    mesh = trimesh.Trimesh(torus.vertices * 10 + offset, torus.faces, process=False)
+    blob = export_mesh(mesh, fmt)
+    if fmt == "glb":
+        loaded = glb_geometry(blob)
+    else:
+        options = {"merge_tex": True, "merge_norm": True} if fmt == "obj" else {}
+        loaded = trimesh.load(io.BytesIO(blob), file_type=fmt, force="mesh", process=False,
+                              **options)
+    if fmt == "stl":  # STL stores triangles: compare corner by corner
+        got, want = np.asarray(loaded.triangles), np.asarray(mesh.triangles)
+    else:
+        got, want = np.asarray(loaded.vertices), np.asarray(mesh.vertices)
+    assert np.abs(got - want).max() < 1e-3
+
+
+def test_small_coordinates_keep_compact_files(torus) -> None:
+    assert b"property float x" in export_mesh(torus, "ply")[:500]
+    assert export_mesh(torus, "stl")[:5] != b"solid"  # binary

@@ -8,6 +8,7 @@ import pytest
 
 from recon.engine.formats.pointcloud import PointCloud
 from recon.engine.pipeline import reconstruct
+from recon.engine.support import SUPPORT_ATTRIBUTE
 
 
 def hemisphere(n: int, seed: int) -> PointCloud:
@@ -61,6 +62,22 @@ def test_closed_hemisphere_is_watertight_through_the_points(open_config):
     assert metrics["surface"] == {"kind": "closed", "watertight": True}
     assert result.mesh.is_watertight and metrics["mesh"]["largest_component_area_share"] > 0.99
     assert metrics["fit_to_input"]["relative"]["p95"] < 0.005
+
+
+def test_support_tells_the_scanned_half_from_the_closure(open_config):
+    result = reconstruct(hemisphere(6000, seed=0), open_config)
+    mesh = result.mesh
+    support = mesh.vertex_attributes[SUPPORT_ATTRIBUTE]
+    assert support.shape == (len(mesh.vertices),) and (support >= 0).all()
+    scanned = (mesh.vertices[:, 2] > 0.1) & (np.abs(np.linalg.norm(mesh.vertices, axis=1) - 1)
+                                              < 0.02)
+    closure = mesh.vertices[:, 2] < -0.1
+    assert scanned.sum() > 100 and closure.sum() > 100
+    assert np.quantile(support[scanned], 0.95) < 1.5
+    assert np.quantile(support[closure], 0.05) > 4
+    shares = result.metrics["support"]
+    assert 0.2 < shares["area_share_within_1"] <= shares["area_share_within_2"] <= \
+        shares["area_share_within_4"] < 0.9
 
 
 def test_without_the_sign_prior_a_sheet_loses_its_surface(open_config, tweak):

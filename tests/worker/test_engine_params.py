@@ -25,6 +25,18 @@ def test_surface_and_trim_distance_reach_the_meshing_config() -> None:
     assert default.meshing.trim_distance == MeshingConfig().trim_distance
 
 
+def test_output_options_reach_the_config() -> None:
+    params = ReconstructionParams(target_faces=5000, up_axis="z", units="mm", use_normals="no")
+    config = engine_config_for(params, Settings(worker_device="cpu"))
+    assert config.meshing.target_faces == 5000
+    assert (config.frame.up_axis, config.frame.units) == ("z", "mm")
+    assert config.use_normals == "no"
+    default = engine_config_for(ReconstructionParams(), Settings(worker_device="cpu"))
+    assert default.meshing.target_faces is None
+    assert (default.frame.up_axis, default.frame.units) == ("y", None)
+    assert default.use_normals == "auto"
+
+
 def test_training_never_outlives_the_soft_time_limit() -> None:
     settings = Settings(worker_device="cpu", job_soft_time_limit_s=40, job_hard_time_limit_s=50,
                         broker_visibility_timeout_s=60)

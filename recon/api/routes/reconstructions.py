@@ -1,5 +1,6 @@
 """`/reconstructions`: submit, inspect, list, download, cancel, delete and follow jobs."""
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -21,7 +22,14 @@ from recon.api.submissions import Submissions, check_idempotency_key
 from recon.api.uploads import read_multipart
 from recon.infra.job_store import InvalidCursor
 from recon.infra.storage import job_object_key, job_prefix, mesh_object_name
-from recon.schemas import ErrorBody, JobPublic, JobsPublic, JobStatus, MeshFormat
+from recon.schemas import (
+    PARAMS_EXAMPLES,
+    ErrorBody,
+    JobPublic,
+    JobsPublic,
+    JobStatus,
+    MeshFormat,
+)
 
 router = APIRouter(prefix=JOBS_PATH, tags=["reconstructions"])
 
@@ -40,11 +48,13 @@ UPLOAD_SCHEMA = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": "Point cloud: PLY, XYZ/PTS text or NPY.",
+                            "description": "Point cloud: PLY, XYZ/PTS text, NPY or LAS/LAZ.",
                         },
                         "params": {
                             "type": "string",
-                            "description": "ReconstructionParams as JSON.",
+                            "description": "ReconstructionParams as JSON (fields in the "
+                            "ReconstructionParams schema).",
+                            "examples": [json.dumps(example) for example in PARAMS_EXAMPLES],
                         },
                         "ground_truth": {
                             "type": "string",

@@ -1,4 +1,4 @@
-"""Loading and validating input point clouds (PLY, XYZ/PTS text, NPY) without torch.
+"""Loading and validating input point clouds (PLY, XYZ/PTS text, NPY, LAS/LAZ) without torch.
 
 The HTTP service calls :func:`load_point_cloud` on every upload before queueing a job, so each
 rejection is an :class:`InvalidPointCloud` whose message tells the user what to fix.
@@ -11,10 +11,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import laspy
 import numpy as np
 
 from recon.engine.errors import InvalidPointCloud
-from recon.engine.formats.ply import PlyError, PlyList, read_ply
+from recon.engine.formats.columns import Columns, colour_values, from_properties, from_table
+from recon.engine.formats.ply import PlyError, read_ply
 
 #: Fewest distinct points accepted: below this no surface can be fitted meaningfully.
 MIN_DISTINCT_POINTS = 16
@@ -22,10 +24,10 @@ MIN_DISTINCT_POINTS = 16
 #: Default cap on the number of points; larger clouds are subsampled (seeded), not rejected.
 DEFAULT_MAX_POINTS = 2_000_000
 
-SUPPORTED_POINT_FORMATS = ("ply", "xyz", "pts", "npy")
+SUPPORTED_POINT_FORMATS = ("ply", "xyz", "pts", "npy", "las")
 
-#: File suffixes read as a format other than their own name.
-SUFFIX_ALIASES = {"txt": "xyz", "asc": "xyz"}
+#: File suffixes read as a format other than their own name (laspy reads LAZ as LAS).
+SUFFIX_ALIASES = {"txt": "xyz", "asc": "xyz", "laz": "las"}
 
 #: Bytes from the start of a file that sniffing looks at.
 SNIFF_BYTES = 4096
@@ -37,7 +39,7 @@ _DISTINCT_PREFIX_ROWS = 4096
 _MIN_NORMAL_LENGTH = 1e-12
 
 #: Leading bytes of the binary point formats -> the format they name.
-_FORMAT_MAGIC = {b"ply": "ply", b"\x93NUMPY": "npy"}
+_FORMAT_MAGIC = {b"ply": "ply", b"\x93NUMPY": "npy", b"LASF": "las"}
 
 #: Leading bytes of binary files people upload by mistake -> what to call them in messages.
 #: The engine reads none of them, so a service may refuse them before parsing.
@@ -64,11 +66,13 @@ class PointCloud:
     points : (n, 3) float64
     normals : (n, 3) float64 unit vectors, or None
     warnings : messages for the user (subsampling, dropped normals)
+    colours : (n, 3) float32 sRGB in 0-1, or None (recon.engine.formats.columns)
     """
 
     points: np.ndarray
     normals: np.ndarray | None = None
     warnings: tuple[str, ...] = ()
+    colours: np.ndarray | None = None
 
 
 def describe_content(data: bytes) -> str:
@@ -162,7 +166,7 @@ def load_point_cloud(source: str | os.PathLike | bytes, *, format: str | None = 
 
     Returns
     -------
-    PointCloud with float64 points and, when present and usable, unit normals.
+    PointCloud with float64 points and, when present and usable, unit normals and colours.
 
     Raises
     ------
@@ -172,13 +176,12 @@ def load_point_cloud(source: str | os.PathLike | bytes, *, format: str | None = 
     """
     data, fmt = _read_source(source, format)
     readers = {"ply": _points_from_ply, "xyz": _points_from_text, "pts": _points_from_text,
-               "npy": _points_from_npy}
-    points, normals = readers[fmt](data)
-    return _validated(points, normals, max_points=max_points, seed=seed)
+               "npy": _points_from_npy, "las": _points_from_las}
+    return _validated(readers[fmt](data), max_points=max_points, seed=seed)
 
 
-def _validated(points: np.ndarray, normals: np.ndarray | None, *, max_points: int,
-               seed: int) -> PointCloud:
+def _validated(columns: Columns, *, max_points: int, seed: int) -> PointCloud:
+    points, normals, colours = columns.points, columns.normals, columns.colours
     warnings: list[str] = []
     if len(points) == 0:
         raise InvalidPointCloud("the point cloud contains no points")
@@ -196,13 +199,14 @@ def _validated(points: np.ndarray, normals: np.ndarray | None, *, max_points: in
                         f"{max_points}; kept a random subset of {max_points} points (seed {seed})")
         points = points[keep]
         normals = normals[keep] if normals is not None else None
+        colours = colours[keep] if colours is not None else None
     distinct = _distinct_count(points)
     if distinct < MIN_DISTINCT_POINTS:
         raise InvalidPointCloud(f"the point cloud has only {distinct} distinct points "
                                 f"({len(points)} in total); at least {MIN_DISTINCT_POINTS} "
                                 "distinct points are needed")
     return PointCloud(np.ascontiguousarray(points, dtype=np.float64),
-                      normals, tuple(warnings))
+                      normals, tuple(warnings), colours)
 
 
 def _usable_normals(normals: np.ndarray) -> tuple[np.ndarray | None, str | None]:
@@ -225,12 +229,10 @@ def _distinct_count(points: np.ndarray) -> int:
     return len(np.unique(points + 0.0, axis=0))
 
 
-# --- format readers: bytes -> (points (n, 3), normals (n, 3) | None) ---------------------------
-
-_NORMAL_NAMES = (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z"))
+# --- format readers: bytes -> Columns (recon.engine.formats.columns says what columns mean) ----
 
 
-def _points_from_ply(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+def _points_from_ply(data: bytes) -> Columns:
     try:
         ply = read_ply(data)
     except PlyError as error:
@@ -242,28 +244,10 @@ def _points_from_ply(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
     if "vertex" not in ply:
         found = ", ".join(ply.elements) or "none"
         raise InvalidPointCloud(f"the PLY file has no 'vertex' element (elements found: {found})")
-    vertex = ply["vertex"]
-    return _columns(vertex.properties, ("x", "y", "z"), "the PLY vertex element")
+    return from_properties(ply["vertex"].properties, "the PLY vertex element")
 
 
-def _columns(props: dict, names: tuple[str, ...],
-             where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    missing = [n for n in names if n not in props]
-    if missing:
-        found = ", ".join(props) or "none"
-        raise InvalidPointCloud(f"{where} has no {'/'.join(missing)} coordinate property "
-                                f"(properties found: {found})")
-    if any(isinstance(props[n], PlyList) for n in names):
-        raise InvalidPointCloud(f"{where} stores x/y/z as lists, not scalar values")
-    points = np.stack([np.asarray(props[n], dtype=np.float64) for n in names], axis=1)
-    for normal_names in _NORMAL_NAMES:
-        if all(n in props and not isinstance(props[n], PlyList) for n in normal_names):
-            normals = np.stack([np.asarray(props[n], np.float64) for n in normal_names], axis=1)
-            return points, normals
-    return points, None
-
-
-def _points_from_text(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+def _points_from_text(data: bytes) -> Columns:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -285,19 +269,10 @@ def _points_from_text(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
         table = np.loadtxt(lines, dtype=np.float64, ndmin=2)
     except ValueError as error:
         raise InvalidPointCloud(f"cannot read the text point cloud: {error}") from None
-    return _split_table(table, "text row")
+    return from_table(table, "text row")
 
 
-def _split_table(table: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray | None]:
-    if table.ndim != 2 or table.shape[1] not in (3, 6):
-        shape = "x".join(map(str, table.shape))
-        raise InvalidPointCloud(f"expected 3 columns (x y z) or 6 (x y z nx ny nz) per {what}, "
-                                f"found an array of shape {shape}")
-    normals = table[:, 3:6].copy() if table.shape[1] == 6 else None
-    return table[:, :3].copy(), normals
-
-
-def _points_from_npy(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
+def _points_from_npy(data: bytes) -> Columns:
     try:
         array = np.load(io.BytesIO(data), allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -305,7 +280,24 @@ def _points_from_npy(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
                                 f"{describe_content(data)}") from None
     if array.dtype.names:
         props = {name: array[name] for name in array.dtype.names}
-        return _columns(props, ("x", "y", "z"), "the NPY structured array")
+        return from_properties(props, "the NPY structured array")
     if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
         raise InvalidPointCloud(f"the NPY array holds {array.dtype} values, not real numbers")
-    return _split_table(array.astype(np.float64), "NPY array row")
+    return from_table(array.astype(np.float64), "NPY array row")
+
+
+def _points_from_las(data: bytes) -> Columns:
+    """LAS or LAZ (laspy; LAZ through its lazrs backend): scaled coordinates in float64, so survey
+    coordinates keep their precision, and RGB where the point format has it. The specification
+    asks for 16-bit colour values but many writers store 8-bit ones in those fields, so colours
+    whose largest value is at most 255 are read as 8-bit."""
+    try:
+        las = laspy.read(io.BytesIO(data))
+    except (laspy.errors.LaspyException, ValueError, OSError, EOFError) as error:
+        raise InvalidPointCloud(f"cannot read the LAS/LAZ file: {error}") from None
+    points = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1)
+    if not {"red", "green", "blue"} <= set(las.point_format.dimension_names):
+        return Columns(points.astype(np.float64))
+    rgb = np.stack([np.asarray(las.red), np.asarray(las.green), np.asarray(las.blue)], axis=1)
+    rgb = rgb.astype(np.uint8) if rgb.size and rgb.max() <= 255 else rgb.astype(np.uint16)
+    return Columns(points.astype(np.float64), colours=colour_values(rgb, "the LAS colours"))

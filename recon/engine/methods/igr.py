@@ -5,6 +5,8 @@ loss = mean |f(p)| + normal_weight * mean |grad f(p) - n_p| (when normals exist)
        sigma = distance to the K-th neighbour) plus a share drawn uniformly in the padded box.
 """
 
+from typing import Any
+
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -27,7 +29,12 @@ class Igr(Method):
         super().__init__(config, data, device, generator)
         cfg: IgrConfig = self.method_config
         self.points = self._tensor(data.points)
-        self.normals = None if data.normals is None else self._tensor(data.normals)
+        use = data.normals is not None and config.use_normals != "no"
+        self.normals = self._tensor(data.normals) if use else None
+        self.normal_facts: dict[str, Any] = {"input_normals": "not given"}
+        if data.normals is not None:
+            self.normal_facts = {"input_normals": "used" if use else "ignored",
+                                 "use_normals": config.use_normals}
         sigma_config = PreparationConfig(
             knn_k=cfg.local_sigma_k,
             sigma_floor=config.preparation.sigma_floor,
@@ -48,6 +55,9 @@ class Igr(Method):
             (self.uniform_count, 3), generator=self.generator, device=self.device
         )
         return torch.cat([local, (2 * uniform - 1) * self.box_half])
+
+    def facts(self) -> dict[str, Any]:
+        return self.normal_facts
 
     def step_loss(
         self, network: SdfNetwork, progress: float, autocast: torch.autocast

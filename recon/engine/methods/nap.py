@@ -128,8 +128,8 @@ class Nap(NeuralPull):
         per_query = residual.norm(dim=1)
         pull = per_query.mean()
         if progress < self.method_config.warmup_fraction:
-            return self._with_sign(StepLoss(total=pull, terms={"pull": pull.detach()}), network,
-                                   progress, autocast)
+            return self._with_priors(StepLoss(total=pull, terms={"pull": pull.detach()}), network,
+                                     progress, autocast)
         m = self.adversarial_count
         if autograd:
             (direction,) = torch.autograd.grad(per_query.sum(), queries, retain_graph=True)
@@ -148,8 +148,8 @@ class Nap(NeuralPull):
             with autocast:
                 adv_values, adv_gradients = network.value_and_gradient(shifted, weights)
             adv_residual, _ = pull_residual(shifted, adv_values, adv_gradients, targets[:m], eps)
-        return self._with_sign(self._weighted(pull, adv_residual.norm(dim=1).mean()), network,
-                               progress, autocast)
+        return self._with_priors(self._weighted(pull, adv_residual.norm(dim=1).mean()), network,
+                                 progress, autocast)
 
     def _weighted(self, pull: torch.Tensor, adversarial: torch.Tensor) -> StepLoss:
         """J = l / (2a) + l_adv / (2b) + ln(1 + a) + ln(1 + b), a and b kept positive."""

@@ -9,6 +9,7 @@ import torch
 
 from recon.engine.config import NeuralPullConfig
 from recon.engine.methods.base import Method, StepLoss
+from recon.engine.methods.input_normals import InputNormals
 from recon.engine.methods.sign_prior import SignPrior
 from recon.engine.model import SdfNetwork
 
@@ -42,7 +43,8 @@ def pull_residual(
 
 
 class NeuralPull(Method):
-    """The Neural-Pull baseline, with the sign prior (recon.engine.methods.sign_prior)."""
+    """The Neural-Pull baseline, with the sign prior (recon.engine.methods.sign_prior) and the
+    input's normals where they agree with the field (recon.engine.methods.input_normals)."""
 
     name = "neural-pull"
     config_type = NeuralPullConfig
@@ -56,18 +58,23 @@ class NeuralPull(Method):
         self.target_sigma = self._tensor(data.pool.target_sigma)
         self.sign = SignPrior(self.method_config.sign, data.points, data.estimated, device,
                               generator)
+        self.input_normals = InputNormals(self.method_config.input_normals, config.use_normals,
+                                          data.points, data.normals, device, generator)
 
     def facts(self) -> dict[str, Any]:
-        return self.sign.facts()
+        return {**self.sign.facts(), **self.input_normals.facts()}
 
-    def _with_sign(self, loss: StepLoss, network: SdfNetwork, progress: float,
-                   autocast: torch.autocast) -> StepLoss:
-        """`loss` plus the sign penalty once the prior is on (checks run here when due)."""
-        self.sign.update(network, progress)
-        penalty = self.sign.penalty(network, autocast)
-        if penalty is None:
-            return loss
-        return StepLoss(total=loss.total + penalty, terms={**loss.terms, "sign": penalty.detach()})
+    def _with_priors(self, loss: StepLoss, network: SdfNetwork, progress: float,
+                     autocast: torch.autocast) -> StepLoss:
+        """`loss` plus the sign penalty once the prior is on and the normal term once the input's
+        normals are used (checks run here when due)."""
+        total, terms = loss.total, dict(loss.terms)
+        for name, term in (("sign", self.sign), ("normals", self.input_normals)):
+            term.update(network, progress)
+            penalty = term.penalty(network, autocast)
+            if penalty is not None:
+                total, terms[name] = total + penalty, penalty.detach()
+        return StepLoss(total=total, terms=terms)
 
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         index = self._batch_index(len(self.queries))
@@ -83,5 +90,5 @@ class NeuralPull(Method):
             queries, values, gradients, targets, self.method_config.gradient_eps
         )
         loss = residual.norm(dim=1).mean()
-        return self._with_sign(StepLoss(total=loss, terms={"pull": loss.detach()}), network,
+        return self._with_priors(StepLoss(total=loss, terms={"pull": loss.detach()}), network,
                                progress, autocast)

@@ -194,8 +194,17 @@ def test_params_malformed_json_is_400_and_invalid_values_422(
     ('{"surface": "trimmed", "trim_distance": 0.4}', "trim_distance"),
     ('{"surface": "trimmed", "trim_distance": 20.5}', "trim_distance"),
     ('{"trim_distance": "far"}', "trim_distance"),
+    ('{"target_faces": 99}', "target_faces"),
+    ('{"target_faces": 5000001}', "target_faces"),
+    ('{"target_faces": 1000.5}', "target_faces"),
+    ('{"up_axis": "x"}', "up_axis"),
+    ('{"up_axis": "Z"}', "up_axis"),
+    ('{"units": "km"}', "units"),
+    ('{"units": 1000}', "units"),
+    ('{"use_normals": "maybe"}', "use_normals"),
+    ('{"use_normals": true}', "use_normals"),
 ])
-def test_surface_options_out_of_bounds_are_422(
+def test_surface_and_output_options_out_of_bounds_are_422(
     client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes, params: str, field: str
 ) -> None:
     error = assert_error(submit(client, auth_headers, sphere_ply_bytes, params=params), 422,

@@ -36,7 +36,7 @@ def _npy(array: np.ndarray) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["ascii", "binary_little_endian", "binary_big_endian"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_ply_round_trip_keeps_normals_and_ignores_colours(fmt, dtype, cloud_points) -> None:
+def test_ply_round_trip_keeps_normals_and_colours(fmt, dtype, cloud_points) -> None:
     n = len(cloud_points)
     vertex = {"x": cloud_points[:, 0].astype(dtype), "y": cloud_points[:, 1].astype(dtype),
               "z": cloud_points[:, 2].astype(dtype), "nx": cloud_points[:, 0].astype(dtype),
@@ -50,6 +50,8 @@ def test_ply_round_trip_keeps_normals_and_ignores_colours(fmt, dtype, cloud_poin
     np.testing.assert_allclose(cloud.points, cloud_points, atol=tolerance)
     assert cloud.normals is not None
     np.testing.assert_allclose(cloud.normals, cloud_points, atol=tolerance)
+    assert cloud.colours is not None
+    np.testing.assert_allclose(cloud.colours, np.tile([200 / 255, 0, 0], (n, 1)), atol=1e-6)
     assert cloud.warnings == ()
 
 
@@ -91,9 +93,9 @@ def test_format_argument_overrides_suffix_and_rejects_unknown_names(tmp_path, cl
     path.write_bytes(write_point_cloud_ply(cloud_points))
     assert len(load_point_cloud(path, format="ply").points) == len(cloud_points)
     assert len(load_point_cloud(path).points) == len(cloud_points)  # sniffed
-    with pytest.raises(ValueError, match="valid formats: ply, xyz, pts, npy"):
-        load_point_cloud(path, format="las")
-    assert SUPPORTED_POINT_FORMATS == ("ply", "xyz", "pts", "npy")
+    with pytest.raises(ValueError, match="valid formats: ply, xyz, pts, npy, las"):
+        load_point_cloud(path, format="e57")
+    assert SUPPORTED_POINT_FORMATS == ("ply", "xyz", "pts", "npy", "las")
 
 
 def _truncated_ply() -> bytes:
@@ -121,7 +123,7 @@ _FACES_ONLY = (b"ply\nformat ascii 1.0\nelement face 1\nproperty list uchar int 
          b"property float z\nend_header\n1 2 3\n", "declares 3 vertices but the data holds only 1"),
         (b"ply\nformat ascii 1.0\nelement vertex 0\nproperty float x\nproperty float y\n"
          b"property float z\nend_header\n", "contains no points"),
-        (b"1 2 3 4\n5 6 7 8\n", "3 columns .x y z. or 6"),
+        (b"1 2 3 4 5\n5 6 7 8 9\n", "expected 3 columns .x y z., 4 .x y z intensity.*shape 2x5"),
         (b"1 2 3\n4 5\n", "cannot read the text point cloud"),
         (b"5\n1 2 3\n4 5 6\n", "declares 5 points on its first line but holds 2 rows"),
     ],
