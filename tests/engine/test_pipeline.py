@@ -57,7 +57,10 @@ def test_metrics_layout_and_progress_stages(torus_points, tiny_config, tweak):
     assert stages[0] == "prepare" and "train" in stages and "mesh" in stages
     assert stages[-1] == "metrics"
     metrics = result.metrics
-    assert set(metrics) == {"fit_to_input", "mesh", "run", "ground_truth", "surface"}
+    assert set(metrics) == {"fit_to_input", "mesh", "run", "ground_truth", "surface", "support",
+                            "decimation", "frame", "colours"}
+    assert metrics["decimation"] is None and metrics["colours"]["present"] is False
+    assert metrics["frame"]["units"] == "m" and not metrics["frame"]["units_given"]
     assert metrics["surface"] == {"kind": "closed", "watertight": True}
     assert 0 <= metrics["fit_to_input"]["far_area_share"] <= 1
     assert 0 < metrics["mesh"]["largest_component_area_share"] <= 1
@@ -66,6 +69,8 @@ def test_metrics_layout_and_progress_stages(torus_points, tiny_config, tweak):
     assert run["time_budget_s"] is None
     assert set(run["seconds_by_stage"]) == {"prepare", "train", "mesh", "metrics"}
     assert run["method"] == "nap" and run["device"] == "cpu" and run["points"] == 1500
+    assert (run["precision"], run["threads"]) == ("fp32", 1) and run["engine_version"]
+    assert run["input_normals"] in ("used", "ignored")  # the torus comes with its normals
     assert run["sign_prior"] == "not watched"  # under SignPriorConfig.min_points
     # A torus fit is one closed piece: nothing to drop, and the count says so.
     assert run["specks_removed"] == 0 and metrics["mesh"]["components"] == 1
