@@ -40,6 +40,12 @@ class TrainingData:
     estimated: OrientedNormals | None = None
 
 
+def strided_indices(n: int, count: int, device: torch.device) -> torch.Tensor:
+    """About `count` indices spread evenly over range(n): a fixed probe set, no random draw."""
+    return torch.as_tensor(np.unique(np.linspace(0, n - 1, count).astype(np.int64)),
+                           device=device)
+
+
 @dataclass(frozen=True)
 class StepLoss:
     """The scalar to minimise and detached terms for reporting.

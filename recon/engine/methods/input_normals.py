@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from recon.engine.config import InputNormalConfig
+from recon.engine.methods.base import strided_indices
 from recon.engine.model import SdfNetwork
 
 
@@ -37,9 +38,7 @@ class InputNormals:
                                       device=device)
         self.normals = torch.as_tensor(np.ascontiguousarray(normals), dtype=torch.float32,
                                        device=device)
-        self.probe = torch.as_tensor(
-            np.unique(np.linspace(0, len(points) - 1, config.check_points).astype(np.int64)),
-            device=device)
+        self.probe = strided_indices(len(points), config.check_points, device)
 
     def update(self, network: SdfNetwork, progress: float) -> None:
         """Decide, once `decide_at` of training has passed ("auto" only)."""

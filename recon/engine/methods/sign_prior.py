@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from recon.engine.config import SignPriorConfig
+from recon.engine.methods.base import strided_indices
 from recon.engine.model import SdfNetwork
 from recon.engine.normals import OrientedNormals
 
@@ -49,9 +50,7 @@ class SignPrior:
 
         self.points = tensor(points)
         self.shift = tensor(estimated.normals * (config.offset * estimated.spacing)[:, None])
-        self.probe = torch.as_tensor(
-            np.unique(np.linspace(0, len(points) - 1, config.check_points).astype(np.int64)),
-            device=device)
+        self.probe = strided_indices(len(points), config.check_points, device)
         low, high = points.min(axis=0), points.max(axis=0)
         axes = [np.linspace(a, b, config.lattice_size) for a, b in zip(low, high, strict=True)]
         self.lattice = tensor(np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3))
