@@ -98,12 +98,12 @@ class Settings(BaseSettings):
         2.0, gt=0, description="How often a running job refreshes its heartbeat and lease."
     )
     heartbeat_timeout_s: float = Field(
-        60.0, gt=0, description="A running job without a heartbeat this long is reaped."
+        20.0, gt=0, description="A running job without a heartbeat this long is reaped."
     )
     lease_ttl_s: float = Field(
-        30.0, gt=0, description="Per-job lease lifetime; renewed with every heartbeat."
+        15.0, gt=0, description="Per-job lease lifetime; renewed with every heartbeat."
     )
-    reaper_interval_s: float = Field(15.0, gt=0, description="How often the reaper runs.")
+    reaper_interval_s: float = Field(5.0, gt=0, description="How often the reaper runs.")
     queued_resend_after_s: float = Field(
         300.0,
         gt=0,
@@ -143,6 +143,9 @@ class Settings(BaseSettings):
             raise ValueError("heartbeat_timeout_s must exceed twice heartbeat_interval_s")
         if self.lease_ttl_s <= self.heartbeat_interval_s:
             raise ValueError("lease_ttl_s must exceed heartbeat_interval_s")
+        if self.lease_ttl_s >= self.heartbeat_timeout_s:
+            # The reaper requeues only once the lease has expired: a longer lease delays it.
+            raise ValueError("lease_ttl_s must be shorter than heartbeat_timeout_s")
         if self.queued_resend_after_s <= self.retry_backoff_max_s:
             # A job waiting out an infrastructure-retry backoff is queued with its message held
             # by a worker: re-sending it then would only add a duplicate.
