@@ -403,6 +403,10 @@ class ReconstructionConfig:
     "no" (recon.engine.methods.input_normals; IGR uses them unless "no")."""
     metrics_samples: int = 100_000
     """Surface samples per side for ground-truth metrics."""
+    time_limit_s: float | None = None
+    """The whole reconstruction (prepare to metrics) must end within this many seconds:
+    training is capped and the mesh resolution lowered as needed (recon.engine.time_plan).
+    None: no limit beyond the training budget."""
 
     def __post_init__(self) -> None:
         if self.use_normals not in USE_NORMALS:

@@ -33,6 +33,7 @@ from recon.engine.normals import OrientedNormals, local_spacing, orient_normals
 from recon.engine.outliers import find_outliers
 from recon.engine.sampling import deduplicate, sample_queries
 from recon.engine.support import SUPPORT_ATTRIBUTE, support_summary, vertex_support
+from recon.engine.time_plan import TimePlan, capped_training, seconds_per_evaluation
 from recon.engine.training import StepReport, TrainingOutcome, scaled_to_cloud, train
 from recon.engine.trimming import trim_unsupported
 
@@ -156,6 +157,8 @@ class _Run:
         self.seconds: dict[str, float] = {}
         self.start = time.perf_counter()
         self.device = torch.device(config.device)
+        self.resolution = config.meshing.resolution
+        """The mesh resolution used (lowered by the time plan when time ran short)."""
 
     def _emit(self, stage: str, step: int, total: int, loss: float | None = None,
               fraction: float | None = None) -> None:
@@ -176,13 +179,23 @@ class _Run:
 
         t0 = time.perf_counter()
         training = scaled_to_cloud(self.config.training, len(prepared.data.points))
+        plan = self._time_plan(network)
+        if plan is not None:
+            training = capped_training(training, plan.training_cap(self.config.meshing.resolution))
         outcome = train(network, method, training, on_step=on_step, should_cancel=should_cancel)
         self.seconds["train"] = time.perf_counter() - t0
         self._emit("mesh", 0, 1)
         t0 = time.perf_counter()
+        self.resolution = self.config.meshing.resolution
+        if plan is not None:
+            self.resolution = plan.fitting_resolution(self.resolution)
+            if self.resolution < self.config.meshing.resolution:
+                prepared.warnings.append(
+                    f"meshed at resolution {self.resolution} instead of "
+                    f"{self.config.meshing.resolution} to finish within the time limit")
         extracted = extract_mesh(network, self.config.meshing, device=self.device,
                                  cube_side=self.config.preparation.unit_cube_side,
-                                 should_cancel=should_cancel)
+                                 resolution=self.resolution, should_cancel=should_cancel)
         mesh, surface, decimation = self._finish_mesh(extracted.mesh, extracted.watertight,
                                                       prepared)
         self.seconds["mesh"] = time.perf_counter() - t0
@@ -204,6 +217,13 @@ class _Run:
         if surface["kind"] == "closed" and not surface["watertight"]:
             warnings.append("the extracted mesh is not watertight")
         return ReconstructionResult(mesh=mesh, metrics=metrics, warnings=warnings)
+
+    def _time_plan(self, network: SdfNetwork) -> TimePlan | None:
+        """The whole-run time plan when the config sets a limit (measured on this network)."""
+        if self.config.time_limit_s is None:
+            return None
+        return TimePlan(self.config.time_limit_s, self.start,
+                        seconds_per_evaluation(network, self.device))
 
     def _finish_mesh(self, mesh: trimesh.Trimesh, watertight: bool, prepared: _Prepared
                      ) -> tuple[trimesh.Trimesh, dict[str, Any], DecimationReport | None]:
@@ -293,7 +313,7 @@ class _Run:
             "final_losses": outcome.final_losses,
             "stop_reason": outcome.stop_reason,
             "time_budget_s": outcome.time_budget_s,
-            "resolution": config.meshing.resolution,
+            "resolution": self.resolution,
             "points": int(len(prepared.data.points)),
             "outliers_removed": prepared.outliers_removed,
             "specks_removed": specks_removed,

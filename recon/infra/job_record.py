@@ -1,16 +1,17 @@
 """`JobRecord`: one job as the job store keeps it, and its encoding as a Redis hash.
 
-Every hash field holds JSON, except `status`, which holds the bare status string so that the
-Lua transition scripts can compare it directly.
+Every hash field holds JSON, except `status` and `run_token`, which hold bare strings so that
+the Lua scripts can compare them directly.
 """
 
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from recon.infra.storage.keys import job_object_key
 from recon.schemas import JobStatus
 
-RAW_FIELDS = frozenset({"status"})
+RAW_FIELDS = frozenset({"status", "run_token"})
 INITIAL_PROGRESS: dict[str, Any] = {"stage": "queued", "step": 0, "total": 0, "fraction": 0.0}
 
 
@@ -36,15 +37,36 @@ class JobRecord:
     error_code: str | None = None
     error_message: str | None = None
     formats: list[str] = field(default_factory=list)
+    output_prefix: str | None = None
+    """Storage prefix of the succeeded run's outputs; published with the `succeeded` status."""
     attempts: int = 0
+    """Runs started (every `start`)."""
+    lost_runs: int = 0
+    """Runs whose worker disappeared (reaped); `Settings.max_attempts` bounds them."""
+    retries: int = 0
+    """Runs handed back after an infrastructure error; `Settings.max_attempts` bounds them."""
     worker_id: str | None = None
+    run_token: str | None = None
+    """Fencing token of the run that owns the job (set by `start`, cleared by a requeue)."""
     cancel_requested: bool = False
+    deleted_at: float | None = None
+    """Set when a DELETE was accepted; the sweeper removes objects, then the record."""
+    version: int = 0
+    """Incremented by every change a client can see (the event stream's event id)."""
     idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+    """sha256 of the submitted request, to tell a retry from a reuse of its Idempotency-Key."""
 
     @property
     def is_final(self) -> bool:
         """True once the job succeeded, failed or was canceled."""
         return self.status.is_final
+
+    def output_key(self, name: str) -> str:
+        """The storage key of output `name` (``mesh.glb``) of the run that succeeded."""
+        if self.output_prefix:
+            return self.output_prefix + name
+        return job_object_key(self.tenant, self.id, name)
 
     def to_hash(self) -> dict[str, str]:
         """Encode as Redis hash fields (None values are left out)."""

@@ -2,7 +2,7 @@
 
 Shared by the API and the workers; nothing lives in process memory, so records survive API
 restarts and any number of processes can share one Redis. State changes run as Lua scripts
-(compare-and-set on the status), so a final job never becomes running again.
+(compare-and-set on the status and the guard), so a final job never becomes running again.
 
 Redis layout (``{p}`` is `Settings.redis_key_prefix`)::
 
@@ -11,8 +11,14 @@ Redis layout (``{p}`` is `Settings.redis_key_prefix`)::
     {p}:tenant:{t}:active       set of queued/running job ids (quota)
     {p}:running                 zset of running job ids scored by last heartbeat (reaper)
     {p}:queued                  zset of queued job ids scored by when their task was last sent
+    {p}:finished                zset of final job ids scored by finished_at (retention)
+    {p}:deleting                zset of job ids whose DELETE the sweeper has to finish
     {p}:idem:{t}:{sha256(key)}  job id for an Idempotency-Key (expires)
-    {p}:lease:{id}              owner of the per-job lease (expires)
+    {p}:lease:{id}              owner of the per-job lease (expires); also the run's token
+    {p}:draining:{node}         set while worker `node` shuts down (expires)
+
+Status changes follow the one table in `recon.infra.job_states`; the worker-side ones are fenced
+by the run token, so a run that lost the job can never write to it.
 """
 
 import base64
@@ -28,10 +34,11 @@ import redis
 
 from recon.infra import job_scripts
 from recon.infra.job_record import INITIAL_PROGRESS, JobRecord, encode_value
+from recon.infra.job_states import TRANSITIONS
 from recon.infra.settings import Settings
 from recon.schemas import JobProgress, JobStatus
 
-QUEUED, RUNNING = JobStatus.QUEUED.value, JobStatus.RUNNING.value
+QUEUED = JobStatus.QUEUED.value
 FINAL_PROGRESS_STAGE = "done"
 MAX_RESEND_DOUBLINGS = 5
 """Re-sends of a still-queued job back off 1, 2, 4 ... windows, at most 2**5 = 32 windows, so a
@@ -71,6 +78,18 @@ class JobPage:
     next_cursor: str | None
 
 
+@dataclass(frozen=True)
+class Applied:
+    """The outcome of a transition: truthy when applied; `reason` says why not otherwise
+    (or holds the previous status when applied)."""
+
+    applied: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.applied
+
+
 class JobStore:
     """Job records and their indexes over a redis-py client (``decode_responses=True``)."""
 
@@ -80,10 +99,11 @@ class JobStore:
         self._create = client.register_script(job_scripts.CREATE)
         self._transition = client.register_script(job_scripts.TRANSITION)
         self._heartbeat = client.register_script(job_scripts.HEARTBEAT)
+        self._keep_lease = client.register_script(job_scripts.KEEP_LEASE)
         self._request_cancel = client.register_script(job_scripts.REQUEST_CANCEL)
-        self._delete = client.register_script(job_scripts.DELETE)
+        self._mark_deleted = client.register_script(job_scripts.MARK_DELETED)
+        self._purge = client.register_script(job_scripts.PURGE)
         self._claim_stale_queued = client.register_script(job_scripts.CLAIM_STALE_QUEUED)
-        self._renew = client.register_script(job_scripts.RENEW_LEASE)
         self._release = client.register_script(job_scripts.RELEASE_LEASE)
 
     @classmethod
@@ -112,6 +132,15 @@ class JobStore:
 
     def _queued_key(self) -> str:
         return f"{self.prefix}:queued"
+
+    def _finished_key(self) -> str:
+        return f"{self.prefix}:finished"
+
+    def _deleting_key(self) -> str:
+        return f"{self.prefix}:deleting"
+
+    def _draining_key(self, node: str) -> str:
+        return f"{self.prefix}:draining:{node}"
 
     def _lease_key(self, job_id: str) -> str:
         return f"{self.prefix}:lease:{job_id}"
@@ -167,10 +196,19 @@ class JobStore:
         raw = cast(dict[str, str], self.redis.hgetall(self._job_key(job_id)))
         return JobRecord.from_hash(raw) if raw else None
 
+    def version(self, job_id: str) -> int | None:
+        """The record's version (a single field read), or None when the job is unknown."""
+        value = self.redis.hget(self._job_key(job_id), "version")
+        if value is None:
+            return None if not self.redis.exists(self._job_key(job_id)) else 0
+        return int(cast(str, value))
+
     def get_for_tenant(self, job_id: str, tenant: str) -> JobRecord | None:
-        """The job when it exists and belongs to `tenant`, else None."""
+        """The job when it exists, belongs to `tenant` and is not being deleted, else None."""
         record = self.get(job_id)
-        return record if record is not None and record.tenant == tenant else None
+        if record is None or record.tenant != tenant or record.deleted_at is not None:
+            return None
+        return record
 
     def find_idempotent(self, tenant: str, key: str) -> JobRecord | None:
         """The live job this tenant created with Idempotency-Key `key`, if any."""
@@ -211,131 +249,144 @@ class JobStore:
             found = self.redis.zrevrangebyscore(key, high, low, 0, count, withscores=True)
         return [(str(m), float(s)) for m, s in cast(list[tuple[str, float]], found)]
 
-    def delete(self, job_id: str) -> bool:
-        """Remove the record, its index entries, idempotency key and lease; True if it existed."""
-        keys = [
-            self._job_key(job_id),
-            self._running_key(),
-            self._lease_key(job_id),
-            self._queued_key(),
-        ]
-        return bool(self._delete(keys=keys, args=[self.prefix, job_id]))
-
     # --- transitions -------------------------------------------------------------------------
-    def _apply(
+    def transition(
         self,
         job_id: str,
-        allowed: tuple[str, ...],
-        new: JobStatus,
+        name: str,
         *,
+        token: str = "",
         set_fields: dict[str, Any] | None = None,
         delete_fields: tuple[str, ...] = (),
-        increment_attempts: bool = False,
-        refuse_if_cancel_requested: bool = False,
-        refuse_if_leased: bool = False,
-    ) -> bool:
+        increment: tuple[str, ...] = (),
+    ) -> Applied:
+        """Apply transition `name` of `recon.infra.job_states.TRANSITIONS` atomically.
+
+        `token` is the guard's proof: the run token (guard ``run``) or the lease owner (guard
+        ``lease``). Returns an `Applied` that is truthy when the change was made and otherwise
+        says why not (``missing``, ``fenced``, ``leased``, ``cancel_requested`` or the status).
+        """
+        if name not in TRANSITIONS:
+            raise ValueError(f"unknown transition {name!r}")
         now = time.time()
-        values = {name: encode_value(v) for name, v in (set_fields or {}).items()}
-        if new.is_final:
-            values["finished_at"] = encode_value(now)
-        result = self._transition(
-            keys=[
-                self._job_key(job_id),
-                self._running_key(),
-                self._queued_key(),
-                self._lease_key(job_id) if refuse_if_leased else "",
-            ],
-            args=[
-                self.prefix,
-                job_id,
-                json.dumps(list(allowed)),
-                new.value,
-                json.dumps(values),
-                json.dumps(list(delete_fields)),
-                "1" if increment_attempts else "0",
-                repr(now),
-                "1" if refuse_if_cancel_requested else "0",
-            ],
+        values = {field: encode_value(v) for field, v in (set_fields or {}).items()}
+        result = str(
+            self._transition(
+                keys=[
+                    self._job_key(job_id),
+                    self._running_key(),
+                    self._queued_key(),
+                    self._lease_key(job_id),
+                    self._finished_key(),
+                ],
+                args=[
+                    self.prefix,
+                    job_id,
+                    name,
+                    token,
+                    repr(now),
+                    json.dumps(values),
+                    json.dumps(list(delete_fields)),
+                    json.dumps(list(increment)),
+                ],
+            )
         )
-        return not str(result).startswith("!")
+        if result.startswith("!"):
+            return Applied(False, result[1:])
+        return Applied(True, result)
 
-    def mark_running(self, job_id: str, worker_id: str) -> JobRecord | None:
-        """Queued (or running, for a redelivery under the caller's lease) -> running.
+    def start_run(self, job_id: str, lease_owner: str, worker_id: str) -> JobRecord | None:
+        """Queued -> running under the caller's lease; the lease owner becomes the run token.
 
-        Increments `attempts` and records `worker_id`. Returns the updated record, or None
-        when the job is unknown, final or has a pending cancel request (then the caller
-        should `mark_canceled`). The caller must hold the job's lease.
+        Returns the updated record, or None when the job is not queued, has a pending cancel
+        request, or the caller does not hold the lease.
         """
         now = time.time()
-        applied = self._apply(
+        applied = self.transition(
             job_id,
-            (QUEUED, RUNNING),
-            JobStatus.RUNNING,
+            "start",
+            token=lease_owner,
             set_fields={"worker_id": worker_id, "started_at": now, "heartbeat_at": now},
-            increment_attempts=True,
-            refuse_if_cancel_requested=True,
+            increment=("attempts",),
         )
         return self.get(job_id) if applied else None
 
-    def update_progress(self, job_id: str, progress: JobProgress) -> bool:
-        """Record progress and refresh the heartbeat; False when the job is no longer running."""
-        return self._beat(job_id, progress.model_dump_json())
-
-    def heartbeat(self, job_id: str) -> bool:
-        """Refresh the heartbeat of a running job; False when it is no longer running."""
-        return self._beat(job_id, "")
-
-    def _beat(self, job_id: str, progress_json: str) -> bool:
-        keys = [self._job_key(job_id), self._running_key()]
-        return bool(self._heartbeat(keys=keys, args=[job_id, repr(time.time()), progress_json]))
-
-    def mark_succeeded(
+    def succeed(
         self,
         job_id: str,
+        token: str,
         *,
         metrics: dict[str, Any],
         warnings: list[str],
         formats: list[str],
-    ) -> bool:
-        """Running -> succeeded with the run's metrics, warnings and produced mesh formats."""
+        output_prefix: str,
+    ) -> Applied:
+        """Running -> succeeded, publishing the run's outputs (under `output_prefix`) with it."""
         progress = {**INITIAL_PROGRESS, "stage": FINAL_PROGRESS_STAGE, "fraction": 1.0}
-        fields = {"metrics": metrics, "warnings": warnings, "formats": formats}
-        return self._apply(
-            job_id,
-            (RUNNING,),
-            JobStatus.SUCCEEDED,
-            set_fields={**fields, "progress": progress},
+        fields = {
+            "metrics": metrics,
+            "warnings": warnings,
+            "formats": formats,
+            "output_prefix": output_prefix,
+            "progress": progress,
+        }
+        return self.transition(
+            job_id, "succeed", token=token, set_fields=fields,
             delete_fields=("error_code", "error_message"),
         )
 
-    def mark_failed(self, job_id: str, code: str, message: str) -> bool:
-        """Queued or running -> failed with a stable error `code` and a sentence for people."""
+    def fail(self, job_id: str, token: str, code: str, message: str) -> Applied:
+        """Running -> failed by the run holding `token`, with a stable code and a sentence."""
         fields = {"error_code": code, "error_message": message}
-        return self._apply(job_id, (QUEUED, RUNNING), JobStatus.FAILED, set_fields=fields)
+        return self.transition(job_id, "fail", token=token, set_fields=fields)
 
-    def mark_canceled(self, job_id: str, *, also_queued: bool = False) -> bool:
-        """Running (`also_queued`: or queued) -> canceled, once a worker saw the cancel flag.
+    def cancel_run(self, job_id: str, token: str) -> Applied:
+        """Running -> canceled by the run holding `token`, once it saw the cancel flag."""
+        return self.transition(job_id, "cancel", token=token)
 
-        A stopped run must not cancel a queued job: that one was requeued behind its back and
-        belongs to the re-sent message. `also_queued` is for a delivery refused at start.
+    def hand_back(self, job_id: str, token: str, *, retry: bool) -> Applied:
+        """Running -> queued by its own run (`retry`: after an infrastructure error, counted).
+
+        The caller sends the job's task again.
         """
-        allowed = (QUEUED, RUNNING) if also_queued else (RUNNING,)
-        return self._apply(job_id, allowed, JobStatus.CANCELED)
-
-    def requeue(self, job_id: str) -> bool:
-        """Running -> queued (the reaper's answer to a lost worker); the caller re-enqueues.
-
-        Refused while anyone holds the job's lease, checked in the same atomic step: a worker
-        back from an outage that re-took its lease after the reaper looked keeps its job.
-        """
-        return self._apply(
-            job_id,
-            (RUNNING,),
-            JobStatus.QUEUED,
+        return self.transition(
+            job_id, "hand_back", token=token,
             set_fields={"progress": INITIAL_PROGRESS},
             delete_fields=("worker_id", "heartbeat_at"),
-            refuse_if_leased=True,
+            increment=("retries",) if retry else (),
         )
+
+    def refuse_start(self, job_id: str, lease_owner: str) -> Applied:
+        """Queued -> canceled by a worker that found the cancel flag set before starting."""
+        return self.transition(job_id, "refuse_start", token=lease_owner)
+
+    def give_up_at_start(
+        self, job_id: str, lease_owner: str, code: str, message: str
+    ) -> Applied:
+        """Queued -> failed by a worker that found the job out of tries before starting."""
+        fields = {"error_code": code, "error_message": message}
+        return self.transition(job_id, "give_up_at_start", token=lease_owner, set_fields=fields)
+
+    def requeue_lost(self, job_id: str) -> Applied:
+        """Running -> queued for a run whose worker is gone (refused while anyone holds the
+        lease, checked in the same atomic step); counts a lost run. The caller re-enqueues."""
+        return self.transition(
+            job_id, "requeue_lost",
+            set_fields={"progress": INITIAL_PROGRESS},
+            delete_fields=("worker_id", "heartbeat_at"),
+            increment=("lost_runs",),
+        )
+
+    def fail_lost(self, job_id: str, code: str, message: str) -> Applied:
+        """Running -> failed for a run whose worker is gone (refused while leased)."""
+        fields = {"error_code": code, "error_message": message}
+        return self.transition(
+            job_id, "fail_lost", set_fields=fields, increment=("lost_runs",)
+        )
+
+    def cancel_lost(self, job_id: str) -> Applied:
+        """Running -> canceled for a job whose cancel was asked after its worker died."""
+        return self.transition(job_id, "cancel_lost")
 
     def request_cancel(self, job_id: str) -> JobStatus | None:
         """Cancel a queued job at once or flag a running one for its worker.
@@ -343,10 +394,57 @@ class JobStore:
         Returns the status after the call (`canceled` or `running`), or None when the job is
         unknown or already final.
         """
-        keys = [self._job_key(job_id), self._queued_key()]
-        args = [repr(time.time()), self.prefix]
-        result = str(self._request_cancel(keys=keys, args=args))
-        return None if result.startswith("!") else JobStatus(result)
+        result = str(self._request_cancel(keys=[self._job_key(job_id)], args=[repr(time.time())]))
+        if result.startswith("!"):
+            return None
+        if result == QUEUED and self.transition(job_id, "cancel_queued"):
+            return JobStatus.CANCELED
+        record = self.get(job_id)  # started meanwhile: its worker sees the flag
+        if record is None:
+            return None
+        return None if record.is_final and record.status != JobStatus.CANCELED else record.status
+
+    def mark_deleted(self, job_id: str) -> JobStatus | None:
+        """Record a DELETE: hide the job from its tenant, stop it, leave the rest to the sweeper.
+
+        A queued job is canceled at once; a running one stops at its worker's next check.
+        Returns the job's status now, or None when it is unknown or already being deleted.
+        """
+        keys = [self._job_key(job_id), "", self._deleting_key()]
+        record = self.get(job_id)
+        if record is None:
+            return None
+        keys[1] = self._tenant_jobs_key(record.tenant)
+        result = str(self._mark_deleted(keys=keys, args=[job_id, repr(time.time())]))
+        if result.startswith("!"):
+            return None
+        if result == QUEUED:
+            self.transition(job_id, "cancel_queued")
+        current = self.get(job_id)
+        return None if current is None else current.status
+
+    def purge(self, job_id: str) -> bool:
+        """Remove the record, its index entries, idempotency key and lease; True if it existed.
+
+        Only the sweeper calls this, after the job's objects are gone.
+        """
+        keys = [
+            self._job_key(job_id),
+            self._running_key(),
+            self._lease_key(job_id),
+            self._queued_key(),
+            self._finished_key(),
+            self._deleting_key(),
+        ]
+        return bool(self._purge(keys=keys, args=[self.prefix, job_id]))
+
+    # --- the run's side ------------------------------------------------------------------------
+    def heartbeat(self, job_id: str, token: str, progress: JobProgress | None = None) -> bool:
+        """Refresh the run's heartbeat (and progress); False when the run no longer owns the job."""
+        keys = [self._job_key(job_id), self._running_key()]
+        progress_json = "" if progress is None else progress.model_dump_json()
+        args = [job_id, repr(time.time()), progress_json, token]
+        return bool(self._heartbeat(keys=keys, args=args))
 
     def is_cancel_requested(self, job_id: str) -> bool:
         """True once a cancel was requested (or the job vanished: stop working on it)."""
@@ -354,10 +452,29 @@ class JobStore:
         exists = value is not None or bool(self.redis.exists(self._job_key(job_id)))
         return value == "1" or not exists
 
+    def set_draining(self, node: str, ttl_s: float) -> None:
+        """Say that worker `node` is shutting down: its runs hand their jobs back."""
+        self.redis.set(self._draining_key(node), "1", px=max(1, int(ttl_s * 1000)))
+
+    def is_draining(self, node: str) -> bool:
+        """True while worker `node` is shutting down."""
+        return bool(self.redis.exists(self._draining_key(node)))
+
+    # --- the reaper's and sweeper's side ----------------------------------------------------
     def stale_running(self, heartbeat_timeout_s: float) -> list[str]:
         """Ids of running jobs whose last heartbeat is older than `heartbeat_timeout_s`."""
         cutoff = time.time() - heartbeat_timeout_s
         found = self.redis.zrangebyscore(self._running_key(), "-inf", cutoff)
+        return [str(job_id) for job_id in cast(list[str], found)]
+
+    def deleting(self, limit: int) -> list[str]:
+        """Ids of jobs whose deletion was recorded and is not finished, oldest first."""
+        found = self.redis.zrange(self._deleting_key(), 0, limit - 1)
+        return [str(job_id) for job_id in cast(list[str], found)]
+
+    def finished_before(self, cutoff: float, limit: int) -> list[str]:
+        """Ids of final jobs that finished before `cutoff` (UNIX seconds), oldest first."""
+        found = self.redis.zrangebyscore(self._finished_key(), "-inf", cutoff, 0, limit)
         return [str(job_id) for job_id in cast(list[str], found)]
 
     def claim_stale_queued(self, unsent_for_s: float, limit: int) -> list[str]:
@@ -382,10 +499,12 @@ class JobStore:
         ttl_ms = max(1, int(ttl_s * 1000))
         return bool(self.redis.set(self._lease_key(job_id), owner, nx=True, px=ttl_ms))
 
-    def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
-        """Extend the lease when `owner` still holds it; False when it was lost."""
+    def keep_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend `owner`'s lease, or take it again after a stall while its run still owns the
+        job; False when the run lost the job (requeued, replaced or final)."""
         ttl_ms = max(1, int(ttl_s * 1000))
-        return bool(self._renew(keys=[self._lease_key(job_id)], args=[owner, ttl_ms]))
+        keys = [self._lease_key(job_id), self._job_key(job_id)]
+        return bool(self._keep_lease(keys=keys, args=[owner, ttl_ms]))
 
     def release_lease(self, job_id: str, owner: str) -> bool:
         """Drop the lease when `owner` holds it (compare-and-delete); True when dropped."""

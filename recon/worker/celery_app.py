@@ -8,8 +8,10 @@ The rules behind these settings are in docs/ARCHITECTURE.md (Reliability). In Ce
 - ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only when the
   task returns, so a worker that dies mid-job leaves the message to be delivered again.
 - ``worker_prefetch_multiplier = 1``: a busy worker holds no queued jobs another one could run.
-- ``worker_cancel_long_running_tasks_on_connection_loss``: after a broker outage the running
-  job is cancelled and redelivered rather than finished by a worker whose ack would be lost.
+- ``worker_cancel_long_running_tasks_on_connection_loss = False``: a broker blip does not kill
+  running jobs. Job state lives in the job store, fenced by each run's token, so a run finishing
+  after a reconnection records its end normally; should its ack be lost, the redelivered copy
+  finds the job final and exits.
 - ``visibility_timeout`` above the hard time limit: Redis never redelivers a message whose job
   is still legitimately running. Faster recovery from a dead worker comes from the heartbeat
   reaper (`recon.worker.reaper`), and the per-job lease (`recon.worker.job_run`) makes
@@ -18,10 +20,12 @@ The rules behind these settings are in docs/ARCHITECTURE.md (Reliability). In Ce
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from celery import Celery
+from celery.signals import worker_shutting_down
 
 from recon.infra.job_store import JobStore
 from recon.infra.settings import Settings
@@ -33,29 +37,48 @@ POOL_PROCESS_START_TIMEOUT_S = 120.0
 """How long a new pool process may take to start: it imports torch before its first job."""
 
 
+DRAINING_FLAG_TTL_S = 3600.0
+"""How long a shutting-down worker's draining flag lives (longer than any warm shutdown)."""
+
+C = TypeVar("C")
+
+
 class ReconCelery(Celery):
     """A Celery app that carries the process's one `Settings` and the clients built from it.
 
-    The job store and storage are created lazily, once per process, after a prefork worker
-    has forked its children, so no socket is shared between processes.
+    The job store and storage clients are built lazily and per process id: a pool process
+    forked after the main process built its own (the reaper, a hard time-limit failure) builds
+    fresh ones instead of sharing the parent's sockets (boto3 clients are not fork-safe).
     """
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.recon_settings = settings
+        self._clients: dict[str, tuple[int, Any]] = {}
 
-    @cached_property
+    def _per_process(self, name: str, build: Callable[[], C]) -> C:
+        pid = os.getpid()
+        cached = self._clients.get(name)
+        if cached is None or cached[0] != pid:
+            cached = (pid, build())
+            self._clients[name] = cached
+        client: C = cached[1]
+        return client
+
+    @property
     def job_store(self) -> JobStore:
-        return JobStore.from_settings(self.recon_settings)
+        return self._per_process("job_store", lambda: JobStore.from_settings(self.recon_settings))
 
-    @cached_property
+    @property
     def storage(self) -> ObjectStorage:
-        return build_storage(self.recon_settings)
+        return self._per_process("storage", lambda: build_storage(self.recon_settings))
 
-    @cached_property
+    @property
     def job_queue(self) -> JobQueue:
         """Publishes through this app, so a re-sent task takes this worker's broker connection."""
-        return JobQueue(self, self.recon_settings.celery_queue)
+        return self._per_process(
+            "job_queue", lambda: JobQueue(self, self.recon_settings.celery_queue)
+        )
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -70,7 +93,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "worker_proc_alive_timeout": POOL_PROCESS_START_TIMEOUT_S,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
         "task_soft_time_limit": settings.job_soft_time_limit_s,
@@ -94,4 +117,22 @@ def create_celery_app(settings: Settings) -> ReconCelery:
     app = ReconCelery(settings, main="recon", include=["recon.worker.tasks"])
     app.conf.update(celery_config(settings))
     reaper.install(app)
+    install_draining(app)
     return app
+
+
+def install_draining(app: ReconCelery) -> None:
+    """On shutdown (SIGTERM, SIGINT), flag the worker as draining in the job store.
+
+    Its running jobs see the flag at their next heartbeat, stop and go back to the queue, so
+    another worker takes them over at once instead of after the warm shutdown or the reaper.
+    """
+
+    def drain(sender: Any = None, **_: Any) -> None:
+        if sender:
+            try:
+                app.job_store.set_draining(str(sender), DRAINING_FLAG_TTL_S)
+            except Exception:  # the job store is down: the reaper recovers the jobs later
+                pass
+
+    worker_shutting_down.connect(drain, dispatch_uid=f"recon-drain-{id(app)}", weak=False)

@@ -17,14 +17,20 @@ if TYPE_CHECKING:
     from recon.engine.config import ReconstructionConfig
     from recon.infra.settings import Settings
 
-TRAINING_SHARE_OF_SOFT_LIMIT = 0.75
-"""Training stops after this share of the job's soft time limit, leaving time to mesh and
-upload, so a slow preset on a slow device ends with a mesh instead of a time-limit failure."""
+UPLOAD_RESERVE_SHARE = 0.05
+MIN_UPLOAD_RESERVE_S = 10.0
+"""The engine's time limit leaves this share of the job's soft limit (at least this many
+seconds) for exporting and uploading the results."""
 
 
-def training_time_cap_s(settings: Settings) -> float:
-    """Longest training time one job may use under `settings` (seconds)."""
-    return settings.job_soft_time_limit_s * TRAINING_SHARE_OF_SOFT_LIMIT
+def engine_time_limit_s(settings: Settings, elapsed_s: float = 0.0) -> float:
+    """What the engine may spend of the job's soft time limit once the run used `elapsed_s`
+    (downloading the input): the rest, less the upload reserve. The engine splits it between
+    training, meshing and metrics (recon.engine.time_plan), so a slow preset on a slow device
+    ends with a mesh instead of a time-limit failure."""
+    soft = float(settings.job_soft_time_limit_s)
+    reserve = max(MIN_UPLOAD_RESERVE_S, UPLOAD_RESERVE_SHARE * soft)
+    return max(1.0, soft - elapsed_s - reserve)
 
 
 def cpu_threads_per_job(settings: Settings) -> int:
@@ -32,7 +38,9 @@ def cpu_threads_per_job(settings: Settings) -> int:
     return max(1, cpu_count() // settings.worker_concurrency)
 
 
-def engine_config_for(params: ReconstructionParams, settings: Settings) -> ReconstructionConfig:
+def engine_config_for(
+    params: ReconstructionParams, settings: Settings, *, elapsed_s: float = 0.0
+) -> ReconstructionConfig:
     """Build the engine config for one job.
 
     Parameters
@@ -42,13 +50,14 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
     settings : Settings
         The worker's settings: ``worker_device``, ``job_soft_time_limit_s`` and
         ``worker_concurrency`` are used.
+    elapsed_s : float
+        Time the run already spent before the engine starts (download).
 
     Returns
     -------
     ReconstructionConfig
         The preset's config with the client's seed, resolution and iteration cap, the worker's
-        device, and a training time budget (grown for large clouds too) no longer than the time
-        limit allows.
+        device, and the whole-run time limit the engine plans training and meshing within.
     """
     from recon.engine import build_config
 
@@ -66,7 +75,7 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
         units=None if params.units is None else params.units.value,
         use_normals=params.use_normals.value,
     )
-    cap = training_time_cap_s(settings)
+    cap = engine_time_limit_s(settings, elapsed_s)
     budget = config.training.time_budget_s
     training = dataclasses.replace(
         config.training,
@@ -74,4 +83,4 @@ def engine_config_for(params: ReconstructionParams, settings: Settings) -> Recon
         max_time_budget_s=cap,
         num_threads=cpu_threads_per_job(settings) if config.device == "cpu" else None,
     )
-    return dataclasses.replace(config, training=training)
+    return dataclasses.replace(config, training=training, time_limit_s=cap)

@@ -6,9 +6,10 @@ events this thread sets. Three different reasons stop the engine, and only the f
 written as a cancel:
 
 - `cancel_requested`: the job's cancel flag is set (or the job was deleted);
-- `lease_lost`: another delivery owns the job now and records its result;
-- `superseded`: a heartbeat or progress write found the job no longer `running` (the reaper
-  requeued it while this worker was cut off from Redis, or it became final elsewhere).
+- `superseded`: a heartbeat, fenced by this run's token, found that the run no longer owns the
+  job (the reaper requeued it while this worker was stalled or cut off, or it became final);
+  nothing more is written for it;
+- `draining`: this worker is shutting down; the run hands the job back for another worker.
 
 Any Redis error (connection loss, READONLY during a failover, OOM) is logged and retried on the
 next tick; the thread never dies of one, because a silent thread stops the heartbeat and lets
@@ -93,15 +94,18 @@ class JobMonitor:
     """
 
     def __init__(
-        self, store: JobStore, job_id: str, lease_owner: str, timing: MonitorTiming
+        self, store: JobStore, job_id: str, run_token: str, node: str, timing: MonitorTiming
     ) -> None:
         self.store = store
         self.job_id = job_id
-        self.lease_owner = lease_owner
+        self.run_token = run_token
+        """The run's fencing token, which is also the value of its lease."""
+        self.node = node
+        """The worker's node name, whose draining flag this thread watches."""
         self.timing = timing
         self.cancel_requested = threading.Event()
-        self.lease_lost = threading.Event()
         self.superseded = threading.Event()
+        self.draining = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._pending: JobProgress | None = None
@@ -120,11 +124,11 @@ class JobMonitor:
 
     # --- engine callbacks (called on the engine's thread; no I/O) ------------------------------
     def should_cancel(self) -> bool:
-        """True once the job was asked to cancel, or this worker no longer owns the run."""
+        """True once the job was asked to cancel, the run lost the job, or the worker drains."""
         return (
             self.cancel_requested.is_set()
-            or self.lease_lost.is_set()
             or self.superseded.is_set()
+            or self.draining.is_set()
         )
 
     def on_progress(self, progress: Progress) -> None:
@@ -157,30 +161,22 @@ class JobMonitor:
         if now - self._last_beat < self.timing.heartbeat_interval_s:
             return
         self._last_beat = now
-        if not self._keep_lease():
-            logger.error("job %s: lease lost; another worker owns the job now", self.job_id)
-            self.lease_lost.set()
-            return
-        if not wrote and not self.store.heartbeat(self.job_id):
+        if self.store.is_draining(self.node):
+            self.draining.set()
+        if not self.store.keep_lease(self.job_id, self.run_token, self.timing.lease_ttl_s):
+            # The heartbeat below is fenced by the run token and decides whether the job is
+            # still this run's; a lease held for a moment by a duplicate delivery is not a loss.
+            logger.warning("job %s: lease not renewed (held by %s)",
+                           self.job_id, self.store.lease_owner(self.job_id))
+        if not wrote and not self.store.heartbeat(self.job_id, self.run_token):
             self._supersede()
 
     def _supersede(self) -> None:
-        """The job is no longer running under this run: stop the engine, write nothing."""
+        """The run no longer owns the job: stop the engine, write nothing more."""
         if not self.superseded.is_set():
-            logger.warning("job %s: no longer running here (requeued or final); stopping",
+            logger.warning("job %s: no longer owned by this run (requeued or final); stopping",
                            self.job_id)
         self.superseded.set()
-
-    def _keep_lease(self) -> bool:
-        """Renew the lease; take it again if it merely expired (a stall longer than its TTL)."""
-        ttl = self.timing.lease_ttl_s
-        if self.store.renew_lease(self.job_id, self.lease_owner, ttl):
-            return True
-        if self.store.acquire_lease(self.job_id, self.lease_owner, ttl):
-            logger.warning("job %s: lease had expired (stalled %.0f s?); taken again",
-                           self.job_id, ttl)
-            return True
-        return False
 
     def _flush_progress(self, now: float, *, force: bool) -> bool:
         with self._lock:
@@ -195,6 +191,6 @@ class JobMonitor:
             self._pending = None
         self._last_stage = pending.stage
         self._last_write = now
-        if not self.store.update_progress(self.job_id, pending):
+        if not self.store.heartbeat(self.job_id, self.run_token, pending):
             self._supersede()
         return True

@@ -1,10 +1,10 @@
 """The Celery task: a thin adapter from a queue message (job id, tenant) to `run_job`.
 
 Like a web view, it only translates: it builds the job context from its app, runs the job, and
-turns failures into job states. Engine errors are final (handled in `recon.worker.job_run`).
-Transient infrastructure errors (Redis or storage unreachable, S3 errors) are retried with
-exponential backoff and jitter up to `Settings.max_attempts`, then the job fails with the
-reason. A job killed by the hard time limit is failed from the worker's main process.
+turns what escapes into job states. Engine errors are final (handled in `recon.worker.job_run`).
+A job handed back after an infrastructure error (`RetryLater`) is sent again after a jittered
+exponential backoff. A job killed by the hard time limit is failed from the worker's main
+process, fenced by the run token of the killed run.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import random
 import socket
 from typing import Any
 
-import redis
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from celery.signals import worker_process_init
 
-from recon.infra.storage import StorageUnavailable
-from recon.schemas import RECONSTRUCT_TASK_NAME
+from recon.schemas import RECONSTRUCT_TASK_NAME, JobStatus
 from recon.worker.celery_app import ReconCelery
-from recon.worker.job_run import JobContext, Outcome, run_job, time_limit_message
+from recon.worker.job_run import JobContext, Outcome, RetryLater, run_job, time_limit_message
+from recon.worker.transient import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +31,6 @@ RETRY_BACKOFF_BASE_S = 2.0
 """Backoff before the first infrastructure retry; doubles per retry up to the settings' cap."""
 
 _JITTER = random.SystemRandom()
-
-
-def transient_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "infrastructure trouble, try again later"."""
-    errors: list[type[BaseException]] = [
-        redis.ConnectionError, redis.TimeoutError, StorageUnavailable,
-        ConnectionError, TimeoutError,
-    ]
-    try:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        errors += [BotoCoreError, ClientError]
-    except ImportError:  # an image without boto3 only ever uses local storage
-        pass
-    return tuple(errors)
-
-
-TRANSIENT_ERRORS = transient_errors()
 
 
 def backoff_s(retry: int, cap_s: float) -> float:
@@ -70,29 +51,62 @@ def preload_engine(**_: Any) -> None:
 class ReconstructTask(Task):
     """Task base: gives the job context and fails a job that the hard time limit killed."""
 
-    def job_context(self) -> JobContext:
+    def recon_app(self) -> ReconCelery:
         app = self.app
         if not isinstance(app, ReconCelery):
             raise TypeError("the task needs an app from recon.worker.celery_app.create_celery_app")
-        hostname = self.request.hostname or socket.gethostname()
+        return app
+
+    def job_context(self) -> JobContext:
+        app = self.recon_app()
+        node = self.request.hostname or socket.gethostname()
         return JobContext(
             settings=app.recon_settings,
             store=app.job_store,
             storage=app.storage,
-            worker_id=f"{hostname}:{os.getpid()}",
+            worker_id=f"{node}:{os.getpid()}",
+            node=node,
         )
 
     def on_failure(
         self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any
     ) -> None:
-        """Runs in the worker's main process after a hard time-limit kill."""
+        """Runs in the worker's main process after a hard time-limit kill of a pool process.
+
+        Only the killed run may be failed: the record must still be running under a process
+        of this worker that no longer exists, and the write is fenced by that run's token.
+        """
         if not isinstance(exc, TimeLimitExceeded) or "job_id" not in (kwargs or {}):
             return
-        ctx = self.job_context()
+        app = self.recon_app()
+        store, job_id = app.job_store, kwargs["job_id"]
         with contextlib.suppress(*TRANSIENT_ERRORS):
-            ctx.store.mark_failed(
-                kwargs["job_id"], "time_limit", time_limit_message(ctx.settings)
-            )
+            record = store.get(job_id)
+            if (
+                record is None
+                or record.status is not JobStatus.RUNNING
+                or record.run_token is None
+                or not _is_dead_local_process(record.worker_id)
+            ):
+                return
+            store.fail(job_id, record.run_token, "time_limit",
+                       time_limit_message(app.recon_settings))
+
+
+def _is_dead_local_process(worker_id: str | None) -> bool:
+    """True when `worker_id` ("node@host:pid") names a process of this host that is gone."""
+    if not worker_id or ":" not in worker_id:
+        return False
+    node, _, pid_text = worker_id.rpartition(":")
+    if not node.endswith(f"@{socket.gethostname()}") or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @shared_task(bind=True, base=ReconstructTask, name=RECONSTRUCT_TASK_NAME)
@@ -101,37 +115,16 @@ def reconstruct_job(self: ReconstructTask, job_id: str, tenant: str) -> str:
     ctx = self.job_context()
     try:
         return run_job(ctx, job_id, tenant).value
-    except TRANSIENT_ERRORS as exc:
-        return retry_or_fail(self, ctx, job_id, exc)
+    except RetryLater as retry:
+        delay = backoff_s(retry.retries, ctx.settings.retry_backoff_max_s)
+        logger.warning("job %s: %s; retry %d in %.1f s", job_id, retry, retry.retries, delay)
+        raise self.retry(exc=retry.cause, countdown=delay, max_retries=None) from retry
     except SoftTimeLimitExceeded:
-        with contextlib.suppress(*TRANSIENT_ERRORS):
-            ctx.store.mark_failed(job_id, "time_limit", time_limit_message(ctx.settings))
+        # Raised outside the run (before the lease or while releasing it): nothing to fence.
+        logger.error("job %s: soft time limit outside the run", job_id)
         return Outcome.FAILED.value
-    except Exception as exc:
-        logger.exception("job %s: unexpected error", job_id)
-        with contextlib.suppress(*TRANSIENT_ERRORS):
-            ctx.store.mark_failed(
-                job_id, "internal_error", f"unexpected {type(exc).__name__}: {exc}"
-            )
-        return Outcome.FAILED.value
-
-
-def retry_or_fail(
-    task: ReconstructTask, ctx: JobContext, job_id: str, exc: BaseException
-) -> str:
-    """Put the job back in the queue after a jittered backoff, or fail it when out of tries."""
-    attempt = task.request.retries + 1
-    reason = f"{type(exc).__name__}: {exc}"
-    if attempt >= ctx.settings.max_attempts:
-        logger.error("job %s: giving up after %d attempts (%s)", job_id, attempt, reason)
-        with contextlib.suppress(*TRANSIENT_ERRORS):
-            ctx.store.mark_failed(
-                job_id, "infrastructure_error",
-                f"storage or job store kept failing; gave up after {attempt} attempts: {reason}",
-            )
-        return Outcome.FAILED.value
-    delay = backoff_s(attempt, ctx.settings.retry_backoff_max_s)
-    logger.warning("job %s: %s; retry %d in %.1f s", job_id, reason, attempt, delay)
-    with contextlib.suppress(*TRANSIENT_ERRORS):
-        ctx.store.requeue(job_id)  # refused while leased; `run_job` released ours already
-    raise task.retry(exc=exc, countdown=delay, max_retries=None)
+    except TRANSIENT_ERRORS as exc:
+        # The job store failed before the run started: the message is acknowledged, and the
+        # reaper re-sends a job that stays queued (or requeues one left running).
+        logger.warning("job %s: job store unreachable before the run (%s)", job_id, exc)
+        return Outcome.DUPLICATE.value

@@ -34,7 +34,7 @@ def worker_settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         heartbeat_interval_s=0.1,
         heartbeat_timeout_s=0.5,
-        lease_ttl_s=2.0,
+        lease_ttl_s=0.4,
         reaper_interval_s=0.2,
         max_attempts=2,
     )

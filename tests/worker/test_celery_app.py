@@ -1,5 +1,6 @@
 """The worker's Celery app carries the reliability settings (docs/ARCHITECTURE.md) and no torch."""
 
+import os
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ def test_reliability_settings(worker_settings: Settings) -> None:
     conf = create_celery_app(worker_settings).conf
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
-    assert conf.worker_cancel_long_running_tasks_on_connection_loss
+    # A broker blip must not kill running jobs (their state is fenced in the job store).
+    assert not conf.worker_cancel_long_running_tasks_on_connection_loss
     assert conf.task_soft_time_limit == worker_settings.job_soft_time_limit_s
     assert conf.task_time_limit == worker_settings.job_hard_time_limit_s
     visibility = conf.broker_transport_options["visibility_timeout"]
@@ -50,3 +52,18 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert 1.0 <= delays[0] <= 2.0 and 2.0 <= delays[1] <= 4.0
     assert all(5.0 <= d <= 10.0 for d in delays[3:])
     assert len({backoff_s(3, 10.0) for _ in range(5)}) > 1
+
+
+def test_clients_are_rebuilt_in_a_forked_process(worker_settings: Settings) -> None:
+    """The main process may build clients (reaper, hard time-limit failure) before the pool
+    forks again; a forked child must build its own instead of sharing the parent's sockets."""
+    app = create_celery_app(worker_settings)
+    parent = (app.storage, app.job_store, app.job_queue)
+    assert (app.storage, app.job_store, app.job_queue) == parent  # cached within a process
+    pid = os.fork()
+    if pid == 0:  # the child reports by exit status only
+        fresh = all(a is not b for a, b in zip((app.storage, app.job_store, app.job_queue),
+                                               parent, strict=True))
+        os._exit(0 if fresh else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -3,7 +3,7 @@
 from recon.engine.config import MeshingConfig
 from recon.infra.settings import Settings
 from recon.schemas import ReconstructionParams
-from recon.worker.engine_params import engine_config_for, training_time_cap_s
+from recon.worker.engine_params import engine_config_for, engine_time_limit_s
 
 
 def test_client_choices_reach_the_engine_config() -> None:
@@ -37,15 +37,18 @@ def test_output_options_reach_the_config() -> None:
     assert default.use_normals == "auto"
 
 
-def test_training_never_outlives_the_soft_time_limit() -> None:
+def test_the_whole_run_fits_the_soft_time_limit() -> None:
+    """The engine gets the soft limit less the upload reserve (10 s here) and less what the run
+    already spent; training, grown or not, never gets more than that."""
     settings = Settings(worker_device="cpu", job_soft_time_limit_s=40, job_hard_time_limit_s=50,
                         broker_visibility_timeout_s=60)
     paper = engine_config_for(ReconstructionParams(preset="paper"), settings)
-    fast = engine_config_for(ReconstructionParams(preset="fast"), settings)
-    assert paper.training.time_budget_s == training_time_cap_s(settings) == 30.0
-    assert fast.training.time_budget_s is not None and fast.training.time_budget_s <= 30.0
-    # Budgets grown for large clouds stop at the same ceiling.
-    assert paper.training.max_time_budget_s == fast.training.max_time_budget_s == 30.0
+    fast = engine_config_for(ReconstructionParams(preset="fast"), settings, elapsed_s=5.0)
+    assert paper.time_limit_s == engine_time_limit_s(settings) == 30.0
+    assert fast.time_limit_s == engine_time_limit_s(settings, 5.0) == 25.0
+    assert paper.training.time_budget_s == 30.0
+    assert fast.training.time_budget_s is not None and fast.training.time_budget_s <= 25.0
+    assert paper.training.max_time_budget_s == 30.0 and fast.training.max_time_budget_s == 25.0
 
 
 def test_concurrent_jobs_share_the_cores() -> None:

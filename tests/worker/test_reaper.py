@@ -14,7 +14,7 @@ import redis
 from recon.infra.job_record import JobRecord
 from recon.infra.job_store import JobStore
 from recon.infra.settings import Settings
-from recon.infra.storage import job_object_key
+from recon.infra.storage import job_object_key, job_prefix
 from recon.schemas import RECONSTRUCT_TASK_NAME, JobStatus, ReconstructTaskPayload
 from recon.worker.celery_app import ReconCelery, create_celery_app
 from recon.worker.reaper import LOCK_NAME, ReapReport, reap_job, reap_once
@@ -55,11 +55,21 @@ def unsent_job(store: JobStore, age_s: float) -> JobRecord:
     return store.create(record)
 
 
-def stale_running(store: JobStore, app: ReconCelery, attempts: int = 1) -> str:
-    """A job marked running `attempts` times whose worker then vanished."""
+def start(store: JobStore, job_id: str, token: str, *, keep_lease: bool = False) -> None:
+    """Start the job under `token`; without `keep_lease` its lease is gone, as a dead worker's."""
+    assert store.acquire_lease(job_id, token, ttl_s=30)
+    assert store.start_run(job_id, token, token.split("/")[0]) is not None
+    if not keep_lease:
+        store.release_lease(job_id, token)
+
+
+def stale_running(store: JobStore, app: ReconCelery, lost_before: int = 0) -> str:
+    """A running job whose worker vanished, after `lost_before` earlier lost runs."""
     record = make_job(store)
-    for _ in range(attempts):
-        assert store.mark_running(record.id, "gone-worker") is not None
+    for run in range(lost_before):
+        start(store, record.id, f"gone-worker/{run}")
+        assert store.requeue_lost(record.id)
+    start(store, record.id, "gone-worker/last")
     time.sleep(app.recon_settings.heartbeat_timeout_s + 0.1)
     return record.id
 
@@ -77,7 +87,7 @@ def test_stale_job_is_requeued_and_sent_again(worker_app: ReconCelery,
 
 def test_job_out_of_attempts_fails_with_worker_lost(worker_app: ReconCelery,
                                                     worker_store: JobStore) -> None:
-    job_id = stale_running(worker_store, worker_app, attempts=2)
+    job_id = stale_running(worker_store, worker_app, lost_before=1)
     report = reap_once(worker_app)
     assert report.failed == [job_id]
     record = worker_store.get(job_id)
@@ -114,7 +124,7 @@ def test_fresh_heartbeat_and_live_lease_are_left_alone(worker_app: ReconCelery,
     leased = stale_running(worker_store, worker_app)
     assert worker_store.acquire_lease(leased, "slow-but-alive", ttl_s=30)
     fresh = make_job(worker_store)
-    worker_store.mark_running(fresh.id, "busy-worker")
+    start(worker_store, fresh.id, "busy-worker/1")
     report = reap_once(worker_app)
     assert report.requeued == [] and report.failed == []
     assert worker_store.get(fresh.id).status == JobStatus.RUNNING  # type: ignore[union-attr]
@@ -165,13 +175,14 @@ def test_running_final_and_leased_jobs_are_never_resent(worker_app: ReconCelery,
     age = 2 * worker_app.recon_settings.queued_resend_after_s
     jobs = [unsent_job(worker_store, age_s=age).id for _ in range(6)]
     running, succeeded, failed, canceled, deleted, starting = jobs
-    assert worker_store.acquire_lease(running, "alive-worker", ttl_s=30)
-    assert worker_store.mark_running(running, "alive-worker") is not None
-    assert worker_store.mark_running(succeeded, "w") is not None
-    assert worker_store.mark_succeeded(succeeded, metrics={}, warnings=[], formats=["glb"])
-    assert worker_store.mark_failed(failed, "diverged", "training diverged")
+    start(worker_store, running, "alive-worker/1", keep_lease=True)
+    start(worker_store, succeeded, "w/1")
+    assert worker_store.succeed(succeeded, "w/1", metrics={}, warnings=[], formats=["glb"],
+                                output_prefix="tenants/acme/jobs/x/runs/y/")
+    start(worker_store, failed, "w/2")
+    assert worker_store.fail(failed, "w/2", "diverged", "training diverged")
     assert worker_store.request_cancel(canceled) is JobStatus.CANCELED
-    assert worker_store.delete(deleted)
+    assert worker_store.mark_deleted(deleted) is JobStatus.CANCELED
     assert worker_store.acquire_lease(starting, "worker-taking-it-now", ttl_s=30)
     report = reap_once(worker_app)
     assert report.resent == [] and report.requeued == [] and sent_tasks(worker_app) == []
@@ -212,3 +223,44 @@ def test_a_resent_message_lost_again_is_sent_again_two_windows_later(
     time.sleep(SHORT_RESEND_AFTER_S)
     assert reap_once(app).resent == [record.id]
     assert len(sent_tasks(app)) == 2
+
+
+def test_cancel_asked_after_the_worker_died_is_done_at_once(worker_app: ReconCelery,
+                                                           worker_store: JobStore) -> None:
+    """Not requeued (which would wait for a worker and use a try): canceled by the reaper."""
+    job_id = stale_running(worker_store, worker_app)
+    assert worker_store.request_cancel(job_id) is JobStatus.RUNNING
+    report = reap_once(worker_app)
+    assert report.canceled == [job_id] and report.requeued == []
+    record = worker_store.get(job_id)
+    assert record is not None and record.status == JobStatus.CANCELED
+    assert queued_messages(worker_app) == 0
+
+
+def test_sweeper_finishes_deletions_objects_first(worker_app: ReconCelery,
+                                                  worker_store: JobStore) -> None:
+    record = make_job(worker_store)
+    worker_app.storage.put_bytes(record.input_key, b"ply")
+    start(worker_store, record.id, "w/1", keep_lease=True)
+    assert worker_store.mark_deleted(record.id) is JobStatus.RUNNING
+    assert reap_once(worker_app).deleted == []  # still running: its worker stops it first
+    assert worker_store.cancel_run(record.id, "w/1")
+    worker_store.release_lease(record.id, "w/1")
+    assert reap_once(worker_app).deleted == [record.id]
+    assert worker_store.get(record.id) is None and worker_store.deleting(10) == []
+    assert worker_app.storage.list_keys(job_prefix("acme", record.id)) == []
+
+
+def test_retention_deletes_old_final_jobs(worker_settings: Settings) -> None:
+    settings = worker_settings.model_copy(update={"job_retention_s": 1})
+    app = create_celery_app(settings)
+    store = app.job_store
+    old, live = make_job(store), make_job(store)
+    app.storage.put_bytes(old.input_key, b"ply")
+    assert store.request_cancel(old.id) is JobStatus.CANCELED
+    time.sleep(1.2)
+    report = reap_once(app)
+    assert report.expired == [old.id] and report.deleted == [old.id]
+    assert store.get(old.id) is None and app.storage.list_keys(job_prefix("acme", old.id)) == []
+    current = store.get(live.id)
+    assert current is not None and current.status == JobStatus.QUEUED

@@ -10,6 +10,7 @@ from recon.infra.storage.errors import (
     InvalidObjectKey,
     ObjectNotFound,
     StorageError,
+    StorageFull,
     StorageUnavailable,
 )
 from recon.infra.storage.keys import (
@@ -21,6 +22,7 @@ from recon.infra.storage.keys import (
     job_object_key,
     job_prefix,
     mesh_object_name,
+    run_prefix,
     validate_key,
 )
 from recon.infra.storage.local import LocalStorage
@@ -32,6 +34,7 @@ __all__ = [
     "ObjectNotFound",
     "ObjectStorage",
     "StorageError",
+    "StorageFull",
     "StorageUnavailable",
     "build_storage",
     "ground_truth_object_name",
@@ -41,6 +44,7 @@ __all__ = [
     "job_object_key",
     "job_prefix",
     "mesh_object_name",
+    "run_prefix",
     "validate_key",
 ]
 

@@ -18,3 +18,7 @@ class ObjectNotFound(StorageError, KeyError):
 
 class StorageUnavailable(StorageError):
     """The backend cannot be reached or refused the credentials (a retriable condition)."""
+
+
+class StorageFull(StorageUnavailable):
+    """The backend has no space left (a full disk or quota): retrying soon will not help."""

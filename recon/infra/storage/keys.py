@@ -37,6 +37,17 @@ def job_prefix(tenant: str, job_id: str) -> str:
     return f"tenants/{tenant}/jobs/{job_id}/"
 
 
+def run_prefix(tenant: str, job_id: str, run_id: str) -> str:
+    """The prefix of one run's outputs: ``tenants/{tenant}/jobs/{id}/runs/{run_id}/``.
+
+    Each run writes under its own prefix, and the job record names the prefix of the run that
+    succeeded, in the same atomic step as the status: a run that fails, is canceled or lost
+    the job leaves nothing a client can be served.
+    """
+    _check("run id", run_id, JOB_ID_PATTERN)
+    return f"{job_prefix(tenant, job_id)}runs/{run_id}/"
+
+
 def job_object_key(tenant: str, job_id: str, name: str) -> str:
     """The key of one job object, e.g. ``tenants/acme/jobs/{id}/mesh.glb``.
 

@@ -1,6 +1,7 @@
 """Local-folder storage: objects are files under one root; writes use a temp file + rename."""
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from recon.infra.storage.base import DEFAULT_CHUNK_BYTES
-from recon.infra.storage.errors import ObjectNotFound, StorageUnavailable
+from recon.infra.storage.errors import ObjectNotFound, StorageFull, StorageUnavailable
 from recon.infra.storage.keys import validate_key
 
 TEMP_SUFFIX = ".partial"
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class LocalStorage:
@@ -32,17 +34,22 @@ class LocalStorage:
         return path
 
     def _atomic_write(self, target: Path, write: Callable[[BinaryIO], object]) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=TEMP_SUFFIX)
         try:
-            with open(fd, "wb") as handle:
-                write(handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=TEMP_SUFFIX)
+            try:
+                with open(fd, "wb") as handle:
+                    write(handle)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp_name, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+                raise
+        except OSError as exc:
+            if exc.errno in NO_SPACE:
+                raise StorageFull(f"no space left to store {target.name}") from exc
             raise
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
@@ -103,7 +110,12 @@ class LocalStorage:
         if not folder.is_dir():
             return 0
         count = sum(1 for p in folder.rglob("*") if p.is_file() and not _is_temp(p))
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            pass  # removed by a concurrent delete
+        except OSError as exc:  # the caller keeps the deletion pending and tries again
+            raise StorageUnavailable(f"could not remove {prefix}: {exc.strerror}") from exc
         return count
 
     def list_keys(self, prefix: str) -> list[str]:
