@@ -47,12 +47,13 @@ async def job_events(
     """Yield SSE messages for `job_id` newer than `last_event_id`; the last one is named after
     the final status (or `deleted`, or `timeout`)."""
     deadline = time.monotonic() + max_duration_s
-    seen, last_activity = last_event_id, time.monotonic()
+    seen, last_activity, first = last_event_id, time.monotonic(), True
     while True:
         version = await run_in_threadpool(store.version, job_id)
         record = None
-        if version is None or version != seen:
+        if version is None or version != seen or first:  # the first look may find it final
             record = await run_in_threadpool(store.get, job_id)
+            first = False
         if version is None or (record is not None and record.deleted_at is not None):
             yield format_event(DELETED_EVENT, '{"status":"deleted"}', seen + 1)
             return

@@ -189,6 +189,7 @@ class JobStore:
             raise DuplicateIdempotencyKey(value)
         if outcome == "quota":
             raise QuotaExceeded(int(value), int(max_active or 0))
+        record.version = 1  # as the script stored it
         return record
 
     def get(self, job_id: str) -> JobRecord | None:

@@ -278,6 +278,7 @@ def stopped_outcome(ctx: JobContext, run: Run, monitor: JobMonitor) -> Outcome:
     if monitor.draining.is_set() and store.hand_back(run.job_id, run.token, retry=False):
         from recon.infra.task_queue import JobQueue
 
+        store.release_lease(run.job_id, run.token)  # free before the new message is taken
         JobQueue.from_settings(ctx.settings).enqueue(run.job_id, run.record.tenant)
         logger.info("job %s: handed back (worker shutting down)", run.job_id)
         return Outcome.HANDED_BACK

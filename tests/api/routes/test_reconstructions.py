@@ -5,6 +5,7 @@ import json
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -14,12 +15,31 @@ from recon.api.app import create_app
 from recon.api.context import ServiceContext
 from recon.engine.export import MEDIA_TYPES
 from recon.engine.formats.pointcloud import load_point_cloud
+from recon.infra.job_store import JobStore
 from recon.infra.settings import Settings
-from recon.infra.storage import job_object_key, job_prefix, mesh_object_name
+from recon.infra.storage import (
+    ObjectStorage,
+    job_object_key,
+    job_prefix,
+    mesh_object_name,
+)
 from recon.infra.storage.s3 import S3Storage
+from recon.infra.task_queue import JobQueue
 from recon.schemas import JobProgress, JobStatus, MeshFormat
-from tests.api.support import MESH_BYTES, finish_job, jpeg_bytes, nan_ply
+from recon.worker import reaper
+from recon.worker.job_run import JobContext, JobOutputs, Outcome, Run, publish
+from tests.api.support import (
+    MESH_BYTES,
+    METRICS,
+    finish_job,
+    jpeg_bytes,
+    nan_ply,
+    start_job,
+    succeed_run,
+    upload_outputs,
+)
 from tests.conftest import TENANT, S3Server, sphere_points
+from tests.infra.storage.test_local import undeletable
 
 Headers = dict[str, str]
 
@@ -356,6 +376,51 @@ def test_download_before_completion_is_409_then_streams(
     )
 
 
+def test_mesh_is_served_from_the_succeeded_runs_prefix(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    """Each run writes under its own prefix and the record names the one that succeeded: the
+    API serves that run's file, not a leftover of another run or the legacy location."""
+    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    store, storage = context.job_store, context.storage
+    lost = start_job(store, job_id, worker_id="lost-worker")  # a run that died mid-upload
+    storage.put_bytes(lost.prefix + mesh_object_name("glb"), b"glTF-from-a-lost-run")
+    store.release_lease(job_id, lost.token)
+    assert store.requeue_lost(job_id)
+    storage.put_bytes(job_object_key(TENANT, job_id, mesh_object_name("glb")), b"glTF-legacy")
+    run = finish_job(store, storage, job_id)
+    record = store.get(job_id)
+    assert record is not None and record.output_prefix == run.prefix != lost.prefix
+    assert record.output_key("mesh.glb") == run.prefix + "mesh.glb"
+    assert run.prefix.startswith(job_prefix(TENANT, job_id) + "runs/")
+    answer = client.get(f"/reconstructions/{job_id}/mesh", headers=auth_headers)
+    assert answer.status_code == 200 and answer.content == MESH_BYTES["glb"]
+    storage.delete(run.prefix + mesh_object_name("glb"))
+    gone = client.get(f"/reconstructions/{job_id}/mesh", headers=auth_headers)
+    assert_error(gone, 404, "artifact_missing")
+
+
+def test_mesh_of_a_failed_job_is_409(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    run = start_job(context.job_store, job_id)
+    upload_outputs(context.storage, run, ("glb",))  # what it wrote is never published
+    running = client.get(f"/reconstructions/{job_id}/mesh", headers=auth_headers)
+    assert assert_error(running, 409, "job_not_finished")["detail"] == {"status": "running"}
+    assert context.job_store.fail(job_id, run.token, "diverged", "training diverged")
+    error = assert_error(
+        client.get(f"/reconstructions/{job_id}/mesh", headers=auth_headers), 409,
+        "job_not_finished",
+    )
+    assert error["detail"] == {"status": "failed"}
+    job = client.get(f"/reconstructions/{job_id}", headers=auth_headers).json()
+    assert job["status"] == "failed" and job["links"]["mesh"] is None
+    assert job["error"] == {"code": "diverged", "message": "training diverged"}
+
+
 def test_api_and_engine_agree_on_media_types() -> None:
     assert {fmt.value: fmt.media_type for fmt in MeshFormat} == MEDIA_TYPES
 
@@ -380,11 +445,19 @@ def test_s3_download_redirects_to_a_presigned_url(
         fetched = httpx.get(location)
         assert fetched.status_code == 200 and fetched.content == MESH_BYTES["glb"]
         assert fetched.headers["content-type"] == "model/gltf-binary"
+        assert "/runs/" in urlpath(location)  # the succeeded run's own object
         assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
         assert context.storage.list_keys(job_prefix(TENANT, job_id)) == []
+        assert context.job_store.get(job_id) is None
 
 
-# --- cancel, delete, events ----------------------------------------------------------------
+def urlpath(url: str) -> str:
+    return httpx.URL(url).path
+
+
+
+
+# --- cancel --------------------------------------------------------------------------------
 
 
 def test_cancel_queued_then_cancel_twice_is_409(
@@ -406,13 +479,75 @@ def test_cancel_running_is_cooperative(
     client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
 ) -> None:
     job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
-    store = context_of(client).job_store
-    store.mark_running(job_id, "w")
+    context = context_of(client)
+    store = context.job_store
+    run = start_job(store, job_id)
     answer = client.post(f"/reconstructions/{job_id}/cancel", headers=auth_headers)
     assert answer.status_code == 202 and answer.json()["status"] == "running"
     assert store.is_cancel_requested(job_id)
-    assert store.mark_canceled(job_id)  # what the worker does when it sees the flag
+    upload_outputs(context.storage, run, ("glb",))
+    refused = store.succeed(job_id, run.token, metrics=METRICS, warnings=[], formats=["glb"],
+                            output_prefix=run.prefix)
+    assert not refused and refused.reason == "cancel_requested"  # a 202 never ends succeeded
+    assert store.cancel_run(job_id, run.token)  # what the worker does when it sees the flag
+    assert client.get(f"/reconstructions/{job_id}", headers=auth_headers).json()["status"] == (
+        "canceled"
+    )
     assert_error(client.post(f"/reconstructions/{job_id}/cancel", headers=auth_headers), 409)
+
+
+# --- delete --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweeperHost:
+    """What `recon.worker.reaper` needs of the worker's app (`reaper.ReaperHost`)."""
+
+    recon_settings: Settings
+    job_store: JobStore
+    job_queue: JobQueue
+    storage: ObjectStorage
+
+
+def sweep(context: ServiceContext) -> reaper.ReapReport:
+    """One pass of the worker's sweeper over recorded deletions."""
+    host = SweeperHost(context.settings, context.job_store, context.queue, context.storage)
+    report = reaper.ReapReport()
+    reaper.sweep_deletions(host, report)
+    return report
+
+
+def assert_hidden(client: TestClient, headers: Headers, job_id: str) -> None:
+    """The job is gone for its tenant: every read answers 404 and the listing omits it."""
+    base = f"/reconstructions/{job_id}"
+    for path in (base, f"{base}/mesh", f"{base}/events"):
+        assert_error(client.get(path, headers=headers), 404, "job_not_found")
+    assert_error(client.post(f"{base}/cancel", headers=headers), 404, "job_not_found")
+    listed = client.get("/reconstructions", headers=headers).json()["items"]
+    assert job_id not in [job["id"] for job in listed]
+
+
+def assert_gone(context: ServiceContext, job_id: str) -> None:
+    """Nothing of the job is left: no object, no record, no pending deletion."""
+    assert context.storage.list_keys(job_prefix(TENANT, job_id)) == []
+    assert context.job_store.get(job_id) is None
+    assert job_id not in context.job_store.deleting(limit=100)
+
+
+def test_delete_queued_job_is_204_and_gone(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    key = {"Idempotency-Key": "delete-me"}
+    job_id = submit(client, {**auth_headers, **key}, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    assert context.storage.list_keys(job_prefix(TENANT, job_id))  # the input
+    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
+    assert_hidden(client, auth_headers, job_id)
+    assert_gone(context, job_id)
+    assert context.job_store.active_count(TENANT) == 0
+    assert_error(client.delete(f"/reconstructions/{job_id}", headers=auth_headers), 404)
+    again = submit(client, {**auth_headers, **key}, sphere_ply_bytes)  # the key is free again
+    assert again.status_code == 202 and again.json()["id"] != job_id
 
 
 def test_delete_removes_artifacts_and_record(
@@ -423,40 +558,113 @@ def test_delete_removes_artifacts_and_record(
     finish_job(context.job_store, context.storage, job_id)
     assert context.storage.list_keys(job_prefix(TENANT, job_id))
     assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
-    assert context.storage.list_keys(job_prefix(TENANT, job_id)) == []
+    assert_gone(context, job_id)
     assert_error(client.get(f"/reconstructions/{job_id}", headers=auth_headers), 404)
     assert_error(client.delete(f"/reconstructions/{job_id}", headers=auth_headers), 404)
 
 
+def test_delete_running_job_is_202_then_the_sweeper_finishes_it(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    store = context.job_store
+    run = start_job(store, job_id)
+    upload_outputs(context.storage, run, ("glb",))  # the run is half-way through its uploads
+    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 202
+    assert_hidden(client, auth_headers, job_id)
+    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 202
+    record = store.get(job_id)
+    assert record is not None and record.status is JobStatus.RUNNING
+    assert record.deleted_at is not None and store.is_cancel_requested(job_id)
+    assert store.deleting(limit=10) == [job_id]
+    assert sweep(context).deleted == []  # the run has not stopped yet: nothing is removed
+    assert context.storage.list_keys(run.prefix)
+    assert store.cancel_run(job_id, run.token)  # the worker saw the flag
+    assert sweep(context).deleted == [job_id]
+    assert_gone(context, job_id)
+    assert store.active_count(TENANT) == 0
+    assert_error(client.delete(f"/reconstructions/{job_id}", headers=auth_headers), 404)
+
+
+def test_repeated_delete_finishes_once_the_run_stopped(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    run = start_job(context.job_store, job_id)
+    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 202
+    assert context.job_store.cancel_run(job_id, run.token)
+    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
+    assert_gone(context, job_id)
+
+
+@pytest.mark.parametrize("worker_first", [True, False], ids=["published-first", "deleted-first"])
 def test_delete_racing_a_finishing_worker_leaves_no_files(
     client: TestClient,
     auth_headers: Headers,
     sphere_ply_bytes: bytes,
     monkeypatch: pytest.MonkeyPatch,
+    worker_first: bool,
 ) -> None:
+    """The worker's own `publish` and a DELETE, in either order: the deletion wins and
+    nothing is left, neither files nor record."""
     job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
     context = context_of(client)
     store, storage = context.job_store, context.storage
-    store.mark_running(job_id, "w")
-    delete_prefix = storage.delete_prefix
+    test_run = start_job(store, job_id)
+    upload_outputs(storage, test_run, ("glb",))
+    record = store.get(job_id)
+    assert record is not None
+    worker = JobContext(context.settings, store, storage, worker_id="test-worker")
+    run = Run(record, test_run.token, test_run.prefix)
+    outputs = JobOutputs(metrics=METRICS, warnings=[], formats=["glb"])
+    outcomes: list[Outcome] = []
+    if worker_first:
+        mark_deleted = store.mark_deleted
 
-    def worker_finishes_meanwhile(prefix: str) -> int:
-        removed = delete_prefix(prefix)
-        # What the worker does when its run ends now: upload, then mark the job succeeded,
-        # and remove its uploads when the record is gone.
-        storage.put_bytes(job_object_key(TENANT, job_id, mesh_object_name("glb")), b"glTF")
-        if not store.mark_succeeded(job_id, metrics={}, warnings=[], formats=["glb"]):
-            assert store.get(job_id) is None
-            delete_prefix(prefix)
-        return removed
+        def publish_then_mark(deleted_id: str) -> JobStatus | None:
+            outcomes.append(publish(worker, run, outputs))
+            return mark_deleted(deleted_id)
 
-    monkeypatch.setattr(storage, "delete_prefix", worker_finishes_meanwhile)
-    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
-    assert store.get(job_id) is None
-    assert storage.list_keys(job_prefix(TENANT, job_id)) == []
+        monkeypatch.setattr(store, "mark_deleted", publish_then_mark)
+        assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
+        assert outcomes == [Outcome.SUCCEEDED]
+    else:
+        assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 202
+        assert publish(worker, run, outputs) is Outcome.CANCELED  # refused, outputs removed
+        assert storage.list_keys(test_run.prefix) == []
+        assert sweep(context).deleted == [job_id]
+    assert_gone(context, job_id)
 
 
-def test_s3_partial_delete_failure_is_503(
+def test_delete_when_storage_cannot_delete_is_202_and_swept_later(
+    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    """Storage refusing the removal leaves the deletion recorded, never half done: the job is
+    hidden at once, listed by `deleting()`, and a later sweep removes files and record."""
+    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+    context = context_of(client)
+    finish_job(context.job_store, context.storage, job_id)
+    folder = context.settings.objects_dir / job_prefix(TENANT, job_id)
+    with undeletable(folder):
+        assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == (
+            202
+        )
+        assert_hidden(client, auth_headers, job_id)
+        assert context.job_store.deleting(limit=10) == [job_id]
+        record = context.job_store.get(job_id)
+        assert record is not None and record.deleted_at is not None
+        assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == (
+            202
+        )
+        assert sweep(context).deleted == []  # still refused: still pending, not lost
+        assert context.job_store.deleting(limit=10) == [job_id]
+    assert sweep(context).deleted == [job_id]
+    assert_gone(context, job_id)
+
+
+def test_s3_partial_delete_failure_is_202_and_swept_later(
     settings: Settings,
     seaweed_s3: S3Server,
     auth_headers: Headers,
@@ -465,34 +673,52 @@ def test_s3_partial_delete_failure_is_503(
 ) -> None:
     with TestClient(create_app(seaweed_s3.settings(settings))) as client:
         job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
-        storage = context_of(client).storage
+        context = context_of(client)
+        storage = context.storage
         assert isinstance(storage, S3Storage)
         refused = {"Errors": [{"Key": "k", "Code": "SlowDown", "Message": "try later"}]}
-        monkeypatch.setattr(storage.client, "delete_objects", lambda **_: refused)
-        answer = client.delete(f"/reconstructions/{job_id}", headers=auth_headers)
-        assert_error(answer, 503, "dependency_unavailable")
+        with monkeypatch.context() as patch:
+            patch.setattr(storage.client, "delete_objects", lambda **_: refused)
+            answer = client.delete(f"/reconstructions/{job_id}", headers=auth_headers)
+            assert answer.status_code == 202, answer.text
+            assert_hidden(client, auth_headers, job_id)
+            assert context.job_store.deleting(limit=10) == [job_id]
+            assert storage.list_keys(job_prefix(TENANT, job_id))  # kept, and still referenced
+        assert sweep(context).deleted == [job_id]
+        assert_gone(context, job_id)
 
 
-def test_delete_running_job_flags_it_for_the_worker(
-    client: TestClient, auth_headers: Headers, sphere_ply_bytes: bytes
-) -> None:
-    job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
-    store = context_of(client).job_store
-    store.mark_running(job_id, "w")
-    assert client.delete(f"/reconstructions/{job_id}", headers=auth_headers).status_code == 204
-    assert store.get(job_id) is None and store.is_cancel_requested(job_id)
-    assert store.active_count(TENANT) == 0
+# --- events --------------------------------------------------------------------------------
 
 
-def parse_events(text: str) -> list[tuple[str, dict]]:
+def parse_events(text: str) -> list[tuple[int, str, dict]]:
+    """The stream's messages as (id, event name, data); keep-alive comments are skipped."""
     events = []
     for block in text.strip().split("\n\n"):
         fields = dict(
             line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
         )
         if "event" in fields:
-            events.append((fields["event"], json.loads(fields["data"])))
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
     return events
+
+
+def read_events(
+    client: TestClient, headers: Headers, job_id: str, last_event_id: str | None = None
+) -> list[tuple[int, str, dict]]:
+    extra = {} if last_event_id is None else {"Last-Event-ID": last_event_id}
+    with client.stream(
+        "GET", f"/reconstructions/{job_id}/events", headers={**headers, **extra}
+    ) as stream:
+        assert stream.status_code == 200
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        return parse_events(stream.read().decode())
+
+
+@pytest.fixture
+def short_streams(settings: Settings) -> Settings:
+    """Event streams that give up after 0.6 s (the `timeout` event)."""
+    return Settings(**{**settings.model_dump(), "events_max_duration_s": 0.6})
 
 
 def test_events_stream_progress_then_final_status(
@@ -500,33 +726,115 @@ def test_events_stream_progress_then_final_status(
 ) -> None:
     job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
     context = context_of(client)
+    store = context.job_store
+    versions = [store.version(job_id)]
 
     def work() -> None:
         time.sleep(0.2)
-        context.job_store.mark_running(job_id, "w")
+        run = start_job(store, job_id)
+        versions.append(store.version(job_id))
         for step in (10, 20, 30):
-            progress = JobProgress(stage="train", step=step, total=30, fraction=step / 30)
-            context.job_store.update_progress(job_id, progress)
             time.sleep(0.2)
-        finish_job_from_running(context, job_id)
+            assert store.heartbeat(job_id, run.token)  # invisible: no event
+            progress = JobProgress(stage="train", step=step, total=30, fraction=step / 30)
+            assert store.heartbeat(job_id, run.token, progress)
+            versions.append(store.version(job_id))
+        time.sleep(0.2)
+        succeed_run(store, context.storage, run)
+        versions.append(store.version(job_id))
 
     worker = threading.Thread(target=work)
     worker.start()
-    with client.stream("GET", f"/reconstructions/{job_id}/events", headers=auth_headers) as stream:
-        assert stream.status_code == 200
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        text = stream.read().decode()
+    events = read_events(client, auth_headers, job_id)
     worker.join()
-    events = parse_events(text)
-    names = [name for name, _ in events]
+    names = [name for _, name, _ in events]
     assert names[0] == "progress" and names[-1] == "succeeded" and names.count("succeeded") == 1
-    steps = [data["progress"]["step"] for name, data in events if data["status"] == "running"]
+    steps = [data["progress"]["step"] for _, _, data in events if data["status"] == "running"]
     assert steps == sorted(steps) and len(set(steps)) >= 2
-    assert events[-1][1]["formats"] == ["glb"]
+    assert events[-1][2]["formats"] == ["glb"]
+    ids = [event_id for event_id, _, _ in events]
+    assert ids == sorted(set(ids))  # one event per version, in order
+    assert set(ids) <= set(versions)  # every id is a version the record had
+    assert ids[0] >= 1 and ids[-1] == versions[-1] == store.version(job_id)
 
 
-def finish_job_from_running(context: ServiceContext, job_id: str) -> None:
-    context.job_store.mark_succeeded(job_id, metrics={}, warnings=[], formats=["glb"])
+def test_reconnecting_to_a_finished_job_after_an_older_id_gets_the_final_event(
+    short_streams: Settings, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    with TestClient(create_app(short_streams)) as client:
+        job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+        context = context_of(client)
+        finish_job(context.job_store, context.storage, job_id)
+        version = context.job_store.version(job_id)
+        assert version is not None
+        fresh = read_events(client, auth_headers, job_id)
+        assert [(i, name) for i, name, _ in fresh] == [(version, "succeeded")]
+        for seen in ("1", str(version - 1), "not-a-number"):
+            events = read_events(client, auth_headers, job_id, last_event_id=seen)
+            assert [(i, name) for i, name, _ in events] == [(version, "succeeded")], seen
+
+
+def test_reconnecting_to_a_finished_job_with_its_last_id_gets_only_the_final_event(
+    short_streams: Settings, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    with TestClient(create_app(short_streams)) as client:
+        job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+        context = context_of(client)
+        finish_job(context.job_store, context.storage, job_id)
+        last_id = read_events(client, auth_headers, job_id)[-1][0]
+        events = read_events(client, auth_headers, job_id, last_event_id=str(last_id))
+        assert [(i, name) for i, name, _ in events] == [(last_id, "succeeded")]
+
+
+def test_reconnecting_to_a_running_job_waits_for_the_next_change(
+    short_streams: Settings, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    with TestClient(create_app(short_streams)) as client:
+        job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+        store = context_of(client).job_store
+        run = start_job(store, job_id)
+        first = read_events(client, auth_headers, job_id)
+        last_id = first[0][0]
+        assert [(i, name) for i, name, _ in first] == [(last_id, "progress"), (last_id, "timeout")]
+        assert last_id == store.version(job_id)
+        quiet = read_events(client, auth_headers, job_id, last_event_id=str(last_id))
+        assert [(i, name) for i, name, _ in quiet] == [(last_id, "timeout")]  # nothing new
+
+        def change() -> None:
+            time.sleep(0.2)
+            assert store.heartbeat(job_id, run.token)  # not a change a client sees
+            time.sleep(0.1)
+            assert store.heartbeat(job_id, run.token, JobProgress(stage="train", step=5, total=9))
+
+        changer = threading.Thread(target=change)
+        changer.start()
+        events = read_events(client, auth_headers, job_id, last_event_id=str(last_id))
+        changer.join()
+        assert [(i, name) for i, name, _ in events] == [
+            (last_id + 1, "progress"), (last_id + 1, "timeout")
+        ]
+        assert events[0][2]["progress"]["step"] == 5
+
+
+def test_events_of_a_job_deleted_while_streaming(
+    short_streams: Settings, auth_headers: Headers, sphere_ply_bytes: bytes
+) -> None:
+    with TestClient(create_app(short_streams)) as client:
+        job_id = submit(client, auth_headers, sphere_ply_bytes).json()["id"]
+        store = context_of(client).job_store
+        start_job(store, job_id)
+
+        def delete() -> None:
+            time.sleep(0.2)
+            store.mark_deleted(job_id)
+
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        events = read_events(client, auth_headers, job_id)
+        deleter.join()
+        names = [name for _, name, _ in events]
+        assert names == ["progress", "deleted"]
+        assert events[-1][2] == {"status": "deleted"} and events[-1][0] > events[0][0]
 
 
 def test_events_stream_is_bounded(
@@ -538,5 +846,5 @@ def test_events_stream_is_bounded(
         started = time.monotonic()
         answer = client.get(f"/reconstructions/{job_id}/events", headers=auth_headers)
         assert time.monotonic() - started < 5
-        names = [name for name, _ in parse_events(answer.text)]
+        names = [name for _, name, _ in parse_events(answer.text)]
         assert names[0] == "progress" and names[-1] == "timeout"

@@ -11,6 +11,7 @@ from recon.infra.storage import (
     ObjectStorage,
     job_object_key,
     job_prefix,
+    run_prefix,
 )
 
 
@@ -59,6 +60,33 @@ def check_delete_prefix(storage: ObjectStorage) -> None:
     assert storage.list_keys(job_prefix("acme", doomed)) == []
     assert storage.get_bytes(job_object_key("acme", kept, "input.ply")) == b"y"
     assert storage.delete_prefix(job_prefix("acme", doomed)) == 0
+
+
+def check_delete_missing_prefix(storage: ObjectStorage) -> None:
+    """delete_prefix of a prefix that holds nothing (never written, or already removed)
+    returns 0 and raises nothing: a retried deletion is harmless."""
+    job_id = uuid.uuid4().hex
+    assert storage.delete_prefix(job_prefix("acme", job_id)) == 0
+    assert storage.delete_prefix(run_prefix("acme", job_id, uuid.uuid4().hex)) == 0
+    assert storage.delete_prefix("tenants/nobody/") == 0
+    storage.put_bytes(job_object_key("acme", job_id, "input.ply"), b"x")
+    assert storage.delete_prefix(run_prefix("acme", job_id, uuid.uuid4().hex)) == 0
+    assert storage.get_bytes(job_object_key("acme", job_id, "input.ply")) == b"x"
+
+
+def check_delete_prefix_of_a_run(storage: ObjectStorage) -> None:
+    """A run's prefix is removed alone; the job prefix removes the job's runs with it."""
+    job_id, kept_run, doomed_run = uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex
+    storage.put_bytes(job_object_key("acme", job_id, "input.ply"), b"in")
+    for run_id in (kept_run, doomed_run):
+        storage.put_bytes(run_prefix("acme", job_id, run_id) + "mesh.glb", b"glb")
+    assert storage.delete_prefix(run_prefix("acme", job_id, doomed_run)) == 1
+    assert storage.list_keys(job_prefix("acme", job_id)) == [
+        job_object_key("acme", job_id, "input.ply"),
+        run_prefix("acme", job_id, kept_run) + "mesh.glb",
+    ]
+    assert storage.delete_prefix(job_prefix("acme", job_id)) == 2
+    assert storage.list_keys(job_prefix("acme", job_id)) == []
 
 
 def check_rejects_unsafe_keys(storage: ObjectStorage) -> None:

@@ -69,6 +69,14 @@ def test_delete_prefix(storage: S3Storage) -> None:
     backend_contract.check_delete_prefix(storage)
 
 
+def test_delete_missing_prefix(storage: S3Storage) -> None:
+    backend_contract.check_delete_missing_prefix(storage)
+
+
+def test_delete_prefix_of_a_run(storage: S3Storage) -> None:
+    backend_contract.check_delete_prefix_of_a_run(storage)
+
+
 def test_rejects_unsafe_keys(storage: S3Storage) -> None:
     backend_contract.check_rejects_unsafe_keys(storage)
 
