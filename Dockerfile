@@ -4,7 +4,8 @@
 #   docker build --target worker -t recon-worker .  # .[worker]: Celery worker, CUDA torch, one per GPU
 # Both run the same `recon` console script as a native install: `recon api`, `recon worker`.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Base images are pinned to releases (bump them deliberately, e.g. for security fixes).
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 # --- the project's sources, shared by both targets ---------------------------------------------

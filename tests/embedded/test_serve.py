@@ -1,27 +1,42 @@
-"""The embedded default's parts: Redis binary discovery (including the pip-packaged server),
-the API keys given to the children, and the supervisor's restart and clean-stop behaviour."""
+"""The embedded default's parts: Redis binary discovery (including the pip-packaged server), its
+password, the API keys given to the children, and the supervisor's restart and clean-stop
+behaviour; and one whole `recon serve` whose Redis refuses strangers and whose logs never show
+the password."""
 
 import os
 import signal
+import socket
+import stat
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
+import redis
 
 from recon.api.auth import LOCAL_KEY_FILENAME, LOCAL_TENANT, ApiKeyRing
 from recon.embedded.serve import (
+    REDIS_AUTH_CONFIG,
     api_keys_for,
     find_redis_server,
     free_port,
+    new_redis_password,
     redis_answers,
     redis_argv,
+    redis_url,
     wait_until,
+    write_redis_auth_config,
 )
 from recon.embedded.supervisor import Child, RestartPolicy, Supervisor
 
 FAST = RestartPolicy(initial_backoff_s=0.1, max_backoff_s=0.4, stable_after_s=60.0)
+SERVE_READY_TIMEOUT_S = 120.0
+SERVE_STOP_TIMEOUT_S = 60.0
+WORKER_PING_TIMEOUT_S = 60.0
 
 
 def alive(pid: int) -> bool:
@@ -114,3 +129,107 @@ def test_children_die_with_the_supervisor(tmp_path: Path) -> None:
     while alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive(child_pid)
+
+
+def test_embedded_redis_refuses_clients_without_the_password(tmp_path: Path) -> None:
+    password = new_redis_password()
+    config = write_redis_auth_config(tmp_path, password)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    port = free_port()
+    child = Child("redis", redis_argv(find_redis_server(), port, tmp_path, config),
+                  dict(os.environ))
+    assert password not in " ".join(child.argv)  # `ps` shows command lines to every user
+    supervisor = Supervisor([child])
+    supervisor.start(child)
+    try:
+        wait_until(lambda: redis_answers(port, password), 20, "Redis", threading.Event())
+        assert not redis_answers(port)
+        assert not redis_answers(port, "not-the-password")
+        assert _raw_reply(port, b"GET k\r\n").startswith(b"-NOAUTH")
+        owner = redis.Redis.from_url(redis_url(port, password))
+        assert owner.ping() and owner.set("k", "v")
+        owner.close()
+    finally:
+        supervisor.stop_all()
+
+
+def test_auth_config_is_rewritten_private_at_each_start(tmp_path: Path) -> None:
+    config = tmp_path / REDIS_AUTH_CONFIG
+    config.write_text("requirepass old\n")
+    config.chmod(0o644)
+    write_redis_auth_config(tmp_path, "new-password")
+    assert config.read_text() == "requirepass new-password\n"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert new_redis_password() != new_redis_password()
+
+
+def _raw_reply(port: int, command: bytes) -> bytes:
+    """Redis's first answer to `command` on a fresh, unauthenticated connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(command)
+        return sock.recv(256)
+
+
+def _redis_port(serve: psutil.Process) -> int:
+    """The port the Redis child of `serve` listens on (Redis rewrites its command line)."""
+    for child in serve.children():
+        if "redis" in child.name() or "valkey" in child.name():
+            listening = [c for c in child.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+            return int(listening[0].laddr.port)
+    raise AssertionError(f"no Redis child among {serve.children()}")
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback URL
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_serve_works_behind_the_redis_password_and_never_shows_it(tmp_path: Path) -> None:
+    port, data, log_path = free_port(), tmp_path / "data", tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECON_")}
+    env["RECON_LOG_LEVEL"] = "debug"  # the most the processes ever say about their URLs
+    with open(log_path, "wb") as log:
+        serve = subprocess.Popen(
+            [sys.executable, "-m", "recon.cli", "serve", "--port", str(port),
+             "--data-dir", str(data)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    logs = lambda: log_path.read_text(errors="replace")  # noqa: E731
+    try:
+        wait_until(lambda: "API ready" in logs() or serve.poll() is not None,
+                   SERVE_READY_TIMEOUT_S, "recon serve", threading.Event())
+        assert serve.poll() is None, logs()
+        password = (data / "redis" / REDIS_AUTH_CONFIG).read_text().split()[1]
+        redis_port = _redis_port(psutil.Process(serve.pid))
+
+        assert _raw_reply(redis_port, b"KEYS *\r\n").startswith(b"-NOAUTH")
+        # The API reaches the job store and the broker with the password ...
+        assert _ready(f"http://127.0.0.1:{port}/readyz"), logs()
+        key = (data / LOCAL_KEY_FILENAME).read_text().strip()
+        listing = urllib.request.Request(f"http://127.0.0.1:{port}/reconstructions",
+                                         headers={"X-API-Key": key})
+        with urllib.request.urlopen(listing, timeout=10) as answer:  # noqa: S310 - loopback
+            assert answer.status == 200
+        # ... and so does the worker: it answers a ping sent through the broker.
+        from recon.infra.settings import Settings
+        from recon.infra.task_queue import publisher_app
+
+        control = publisher_app(Settings(redis_url=redis_url(redis_port, password))).control
+        wait_until(lambda: bool(control.ping(timeout=1.0)), WORKER_PING_TIMEOUT_S,
+                   "the worker's pong", threading.Event())
+    finally:
+        if serve.poll() is None:
+            serve.send_signal(signal.SIGTERM)
+            try:
+                serve.wait(timeout=SERVE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(serve.pid, signal.SIGKILL)
+                serve.wait()
+    output = logs()
+    assert "all processes stopped" in output
+    assert "redis://:**@127.0.0.1" in output  # Celery did log its broker URL, masked
+    assert password not in output
