@@ -1,5 +1,9 @@
 """Typed dependencies for handlers: the service context, the caller's tenant, an owned job.
 
+They are coroutines because none of them blocks (the key check only hashes): FastAPI runs a
+plain function dependency in its thread pool, and at hundreds of status polls per second each
+such hop adds latency. Job-store reads go to the thread pool explicitly.
+
 async def handler(tenant: CurrentTenant, job: OwnedJob, store: JobStoreDep) -> ...
 """
 
@@ -19,7 +23,7 @@ from recon.infra.storage import ObjectStorage, is_valid_job_id
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="recon"'}
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
     """The process's `ServiceContext`, built by `create_app`."""
     context: ServiceContext = request.app.state.context
     return context
@@ -28,17 +32,17 @@ def get_context(request: Request) -> ServiceContext:
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
 
 
-def get_settings(context: ContextDep) -> Settings:
+async def get_settings(context: ContextDep) -> Settings:
     """The process's settings."""
     return context.settings
 
 
-def get_job_store(context: ContextDep) -> JobStore:
+async def get_job_store(context: ContextDep) -> JobStore:
     """The shared job store."""
     return context.job_store
 
 
-def get_storage(context: ContextDep) -> ObjectStorage:
+async def get_storage(context: ContextDep) -> ObjectStorage:
     """The configured object storage backend."""
     return context.storage
 
@@ -48,7 +52,7 @@ JobStoreDep = Annotated[JobStore, Depends(get_job_store)]
 StorageDep = Annotated[ObjectStorage, Depends(get_storage)]
 
 
-def current_tenant(request: Request, context: ContextDep) -> str:
+async def current_tenant(request: Request, context: ContextDep) -> str:
     """The tenant owning the request's API key (Bearer or X-API-Key); 401 otherwise."""
     key = presented_key(request.headers)
     if key is None:

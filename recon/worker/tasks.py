@@ -39,12 +39,19 @@ def backoff_s(retry: int, cap_s: float) -> float:
     return _JITTER.uniform(ceiling / 2, ceiling)
 
 
-@worker_process_init.connect(weak=False)
-def preload_engine(**_: Any) -> None:
-    """Import the engine (torch) in each pool process once, before its first job.
+POOL_NICENESS = 10
+"""Pool processes (the training) run at this lower CPU priority: where an API shares the machine
+with workers (`recon serve`, a small VM) it keeps answering in milliseconds while jobs train, and
+on a machine that only trains nothing changes."""
 
-    The worker's main process never imports torch: CUDA must not be initialised before fork.
-    """
+
+@worker_process_init.connect(weak=False)
+def prepare_pool_process(**_: Any) -> None:
+    """Lower the pool process's CPU priority and import the engine (torch) once, before its
+    first job. The worker's main process never imports torch: CUDA must not be initialised
+    before fork."""
+    with contextlib.suppress(OSError):
+        os.nice(POOL_NICENESS)
     import recon.engine.pipeline  # noqa: F401
 
 
