@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 
 from recon.api.context import ServiceContext
-from recon.api.errors import BadRequest, ServiceUnavailable, TooManyRequests
+from recon.api.errors import BadRequest, Conflict, ServiceUnavailable, TooManyRequests
 from recon.api.uploads import MultipartUpload
 from recon.api.validation import parse_params, validate_ground_truth, validate_point_cloud
 from recon.infra.job_record import JobRecord
@@ -52,6 +52,23 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
+def replay(existing: JobRecord, fingerprint: str | None) -> Submission:
+    """The answer to a request whose Idempotency-Key already names `existing`.
+
+    The same request (same params text, file and ground-truth bytes) gets the job back; any
+    other request is refused (409), since answering it with another request's job would hide
+    that it was never run. Jobs stored before fingerprints existed match any request.
+    """
+    if existing.request_fingerprint not in (None, fingerprint):
+        raise Conflict(
+            "this Idempotency-Key was already used with a different request (other file, "
+            "ground truth or params); use a new key for a new request",
+            code="idempotency_key_reused",
+            detail={"job_id": existing.id},
+        )
+    return Submission(existing, created=False)
+
+
 class Submissions:
     """The submission use case over one process's `ServiceContext` (blocking calls)."""
 
@@ -74,15 +91,25 @@ class Submissions:
             raise self.too_many_jobs(active)
 
     def submit(
-        self, tenant: str, upload: MultipartUpload, idempotency_key: str | None
+        self,
+        tenant: str,
+        upload: MultipartUpload,
+        idempotency_key: str | None,
+        existing: JobRecord | None = None,
     ) -> Submission:
-        """Validate, store and enqueue one upload; return the job that answers it."""
+        """Validate, store and enqueue one upload; return the job that answers it.
+
+        `existing` is the job the Idempotency-Key already names, when the caller found one: it
+        answers the request (nothing is parsed again) when the request is the same one.
+        """
         settings, storage = self.context.settings, self.context.storage
         point_file = upload.files.get("file")
         if point_file is None:
             raise BadRequest(
                 "the form has no 'file' part with the point cloud", code="missing_file"
             )
+        if existing is not None:
+            return replay(existing, upload.fingerprint)
         params = parse_params(upload.fields.get("params"))
         # The worker's seed: a subsampling warning stored now says what the worker will do.
         fmt, cloud = validate_point_cloud(
@@ -102,6 +129,7 @@ class Submissions:
             created_at=now,
             updated_at=now,
             warnings=list(cloud.warnings),
+            request_fingerprint=upload.fingerprint,
         )
         try:
             storage.put_file(record.input_key, point_file.path)
@@ -131,11 +159,11 @@ class Submissions:
             if existing is None:  # deleted in between: the key is free again next time
                 raise ServiceUnavailable("please retry the request", code="retry") from exc
             self.context.storage.delete_prefix(job_prefix(record.tenant, record.id))
-            return Submission(existing, created=False)
+            return replay(existing, record.request_fingerprint)
         try:
             self.context.queue.enqueue(record.id, record.tenant)
         except QueueUnavailable as exc:
-            store.delete(record.id)
+            store.purge(record.id)
             raise ServiceUnavailable(
                 "the job queue is unavailable; nothing was accepted, please retry",
                 code="broker_unavailable",

@@ -3,12 +3,16 @@
 A declared ``Content-Length`` above the limit is refused before anything is read; otherwise
 every received chunk is counted and the upload stops (413) the moment the count passes the
 limit, so a client cannot make the API buffer more than it allows, chunked or not. File parts
-go straight to files in a private temporary folder; small text fields stay in memory.
+go straight to files in a private folder under the upload temp folder (`upload_temp_root`, in
+the data dir by default, so the system temp folder never fills up); small text fields stay in
+memory. Every part is hashed as it streams by, so the request's fingerprint (what an
+Idempotency-Key is bound to) costs no second read.
 """
 
+import hashlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -18,11 +22,31 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 from recon.api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from recon.infra.settings import Settings
 
 FILE_FIELDS = frozenset({"file", "ground_truth"})
 TEXT_FIELDS = frozenset({"params"})
 MAX_TEXT_FIELD_BYTES = 64 * 1024
 MAX_FILENAME_CHARS = 255
+
+#: The parts a request fingerprint covers, in a fixed order. An absent `params` counts as an
+#: empty one (both mean the defaults); an absent file part counts as absent.
+FINGERPRINT_PARTS = ("params", "file", "ground_truth")
+_EMPTY_DIGEST = hashlib.sha256(b"").hexdigest()
+
+
+def upload_temp_root(settings: Settings) -> Path:
+    """The folder uploads are received into: `upload_temp_dir`, else ``data_dir/tmp``."""
+    return settings.upload_temp_dir or settings.data_dir / "tmp"
+
+
+def request_fingerprint(part_digests: Mapping[str, str]) -> str:
+    """sha256 over the sha256 of each part in `FINGERPRINT_PARTS` (hex digests by part name)."""
+    combined = hashlib.sha256()
+    for name in FINGERPRINT_PARTS:
+        default = _EMPTY_DIGEST if name == "params" else "-"
+        combined.update(f"{name}={part_digests.get(name, default)}\n".encode())
+    return combined.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,11 +64,18 @@ class MultipartUpload:
     """The parsed form: file parts by field name and text fields by name.
 
     Owns its temporary folder; call `cleanup()` (or use it as a context manager) when done.
+    `digests` holds each part's sha256 (hex), computed while it streamed in.
     """
 
     folder: Path
     files: dict[str, UploadedFile] = field(default_factory=dict)
     fields: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """What this request is, for comparing it with an earlier one under the same key."""
+        return request_fingerprint(self.digests)
 
     def cleanup(self) -> None:
         """Delete the temporary folder and every file in it."""
@@ -97,6 +128,7 @@ class _PartWriter:
         self.handle: BinaryIO | None = None
         self.text = bytearray()
         self.size = 0
+        self.hasher = hashlib.sha256()
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -112,6 +144,7 @@ class _PartWriter:
     def on_part_begin(self) -> None:
         self.disposition, self.name, self.filename = b"", "", None
         self.handle, self.text, self.size = None, bytearray(), 0
+        self.hasher = hashlib.sha256()
 
     def on_header_field(self, data: bytes, start: int, end: int) -> None:
         self.header_name += data[start:end]
@@ -143,14 +176,17 @@ class _PartWriter:
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         self.size += end - start
+        chunk = data[start:end]
+        self.hasher.update(chunk)
         if self.handle is not None:
-            self.handle.write(data[start:end])
+            self.handle.write(chunk)
             return
         if self.size > MAX_TEXT_FIELD_BYTES:
             raise PayloadTooLarge(f"form field {self.name!r} exceeds {MAX_TEXT_FIELD_BYTES} bytes")
-        self.text.extend(data[start:end])
+        self.text.extend(chunk)
 
     def on_part_end(self) -> None:
+        self.upload.digests[self.name] = self.hasher.hexdigest()
         if self.handle is None:
             self.upload.fields[self.name] = self.text.decode("utf-8", "replace")
             return
@@ -180,13 +216,16 @@ def _boundary(request: Request) -> bytes:
 async def read_multipart(
     request: Request, *, max_bytes: int, temp_dir: Path | None = None
 ) -> MultipartUpload:
-    """Stream a multipart body to a temporary folder, enforcing `max_bytes` as bytes arrive.
+    """Stream a multipart body to a private folder in `temp_dir` (created when missing; None
+    means the system temp folder), enforcing `max_bytes` as bytes arrive.
 
     Raises `UnsupportedMediaType` (not multipart), `PayloadTooLarge` (declared or counted body
     over the limit) or `BadRequest` (malformed multipart, unknown or repeated parts).
     """
     check_declared_length(request, max_bytes)
     boundary = _boundary(request)
+    if temp_dir is not None:
+        temp_dir.mkdir(parents=True, exist_ok=True)
     upload = MultipartUpload(Path(tempfile.mkdtemp(prefix="recon-upload-", dir=temp_dir)))
     writer = _PartWriter(upload)
     parser = MultipartParser(boundary, writer.callbacks())  # type: ignore[arg-type]

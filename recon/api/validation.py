@@ -31,8 +31,9 @@ from recon.schemas import ReconstructionParams
 def parse_params(raw: str | None) -> ReconstructionParams:
     """The `params` form field as `ReconstructionParams` (defaults when absent).
 
-    Raises `BadRequest` for malformed JSON and `Unprocessable` (with pydantic's error list
-    as detail) for values out of range or unknown names.
+    Raises `BadRequest` for malformed JSON (nesting too deep for the parser included: the
+    field may hold 64 KiB of brackets) and `Unprocessable` (with pydantic's error list as
+    detail) for values out of range or unknown names.
     """
     if raw is None or not raw.strip():
         return ReconstructionParams.model_validate({})
@@ -43,10 +44,17 @@ def parse_params(raw: str | None) -> ReconstructionParams:
             f"params is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="malformed_params",
         ) from exc
+    except RecursionError as exc:
+        raise BadRequest(
+            "params is nested too deeply to be read; it is a flat JSON object",
+            code="malformed_params",
+        ) from exc
     try:
         return ReconstructionParams.model_validate(data)
     except ValidationError as exc:
-        detail: list[dict[str, Any]] = json.loads(exc.json(include_url=False))
+        # An echoed input of 1e400 is inf: kept as the text "Infinity", or the answer could
+        # not be written as JSON at all.
+        detail: list[dict[str, Any]] = json.loads(exc.json(include_url=False), parse_constant=str)
         raise Unprocessable(
             "params has invalid values", code="invalid_params", detail=detail
         ) from exc

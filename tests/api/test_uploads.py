@@ -72,15 +72,16 @@ def test_chunked_body_is_cut_off_once_past_the_limit(live_server: LiveServer) ->
     assert b'"payload_too_large"' in answer
 
 
-def _upload_folders() -> set[Path]:
-    return set(Path(tempfile.gettempdir()).glob("recon-upload-*"))
+def _upload_folders(*folders: Path) -> set[Path]:
+    return {path for folder in folders for path in folder.glob("recon-upload-*")}
 
 
 def test_nothing_is_kept_after_a_refused_upload(live_server: LiveServer) -> None:
-    before = _upload_folders()
+    folders = (Path(tempfile.gettempdir()), live_server.settings.data_dir / "tmp")
+    before = _upload_folders(*folders)
     test_chunked_body_is_cut_off_once_past_the_limit(live_server)
     test_declared_2gb_body_is_refused_before_reading(live_server)
     time.sleep(0.2)  # the server finishes its cleanup after answering
-    assert _upload_folders() <= before
+    assert _upload_folders(*folders) <= before
     objects = live_server.settings.objects_dir
     assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))

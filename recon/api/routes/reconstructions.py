@@ -16,12 +16,19 @@ from recon.api.deps import (
     StorageDep,
 )
 from recon.api.errors import BadRequest, Conflict, NotFound
-from recon.api.events import job_events
+from recon.api.events import job_events, parse_last_event_id
 from recon.api.job_views import JOBS_PATH, job_path, to_job_public
 from recon.api.submissions import Submissions, check_idempotency_key
-from recon.api.uploads import read_multipart
-from recon.infra.job_store import InvalidCursor
-from recon.infra.storage import job_object_key, job_prefix, mesh_object_name
+from recon.api.upload_slots import upload_slot
+from recon.api.uploads import read_multipart, upload_temp_root
+from recon.infra.job_store import InvalidCursor, JobStore
+from recon.infra.storage import (
+    ObjectStorage,
+    StorageError,
+    is_valid_job_id,
+    job_prefix,
+    mesh_object_name,
+)
 from recon.schemas import (
     PARAMS_EXAMPLES,
     ErrorBody,
@@ -86,18 +93,27 @@ async def submit_reconstruction(
     context: ContextDep,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> JSONResponse:
-    """Upload a point cloud; answers 202 with the queued job (200 when the key was seen)."""
+    """Upload a point cloud; answers 202 with the queued job.
+
+    A repeated Idempotency-Key answers 200 with its job when the request (params, file and
+    ground truth, hashed as they stream in) is the same, 409 when it is not; the body must be
+    read to tell, and a known key skips the job quota so that a retry still gets its job.
+    Limits checked before the body is read: the job quota, then the uploads in flight.
+    """
     key = check_idempotency_key(idempotency_key)
     submissions = Submissions(context)
+    existing = None
     if key is not None:
         existing = await run_in_threadpool(context.job_store.find_idempotent, tenant, key)
-        if existing is not None:
-            return _job_response(to_job_public(existing), 200)
-    await run_in_threadpool(submissions.check_quota, tenant)
+    if existing is None:
+        await run_in_threadpool(submissions.check_quota, tenant)
     settings = context.settings
-    upload = await read_multipart(request, max_bytes=settings.max_upload_bytes)
-    with upload:
-        outcome = await run_in_threadpool(submissions.submit, tenant, upload, key)
+    async with upload_slot(context, tenant):
+        upload = await read_multipart(
+            request, max_bytes=settings.max_upload_bytes, temp_dir=upload_temp_root(settings)
+        )
+        with upload:
+            outcome = await run_in_threadpool(submissions.submit, tenant, upload, key, existing)
     return _job_response(to_job_public(outcome.record), 202 if outcome.created else 200)
 
 
@@ -121,7 +137,7 @@ def list_reconstructions(
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=ERRORS)
-def get_reconstruction(job: OwnedJob) -> JobPublic:
+async def get_reconstruction(job: OwnedJob) -> JobPublic:
     """One job: status, progress, timestamps, metrics, warnings, error and links."""
     return to_job_public(job)
 
@@ -143,7 +159,7 @@ def download_mesh(
             code="format_not_produced",
             detail={"formats": job.formats},
         )
-    key = job_object_key(job.tenant, job.id, mesh_object_name(format.value))
+    key = job.output_key(mesh_object_name(format.value))
     filename, media_type = f"reconstruction-{job.id}.{format.value}", format.media_type
     if not storage.exists(key):
         raise NotFound("the mesh file is missing from storage", code="artifact_missing")
@@ -171,18 +187,42 @@ def cancel_reconstruction(job: OwnedJob, store: JobStoreDep) -> JSONResponse:
     return JSONResponse(to_job_public(record).model_dump(mode="json"), status_code=code)
 
 
-@router.delete("/{job_id}", status_code=204, responses=ERRORS)
-def delete_reconstruction(job: OwnedJob, store: JobStoreDep, storage: StorageDep) -> Response:
-    """Cancel the job if it still runs, then remove its record and its files.
+@router.delete(
+    "/{job_id}", status_code=204,
+    responses={**ERRORS, 202: {"description": "Deletion recorded; it completes shortly."}},
+)
+def delete_reconstruction(
+    job_id: str, tenant: CurrentTenant, store: JobStoreDep, storage: StorageDep
+) -> Response:
+    """Delete a job: stop it if it runs, then remove its files and its record.
 
-    The record goes first: a worker finishing in between then fails to mark the job succeeded
-    and removes the files it uploaded, instead of leaving them behind a deleted record.
+    The deletion is recorded first (the job disappears for its tenant at once), then carried
+    out: 204 when the files and the record are gone now, 202 when the job still has to stop or
+    storage did not answer; the worker's sweeper then finishes it, so nothing is orphaned.
+    Repeating the request while it is pending answers 202 again.
     """
-    if not job.is_final:
-        store.request_cancel(job.id)
-    store.delete(job.id)
-    storage.delete_prefix(job_prefix(job.tenant, job.id))
-    return Response(status_code=204)
+    record = store.get(job_id) if is_valid_job_id(job_id) else None
+    if record is None or record.tenant != tenant:
+        raise NotFound("no such reconstruction", code="job_not_found")
+    store.mark_deleted(job_id)
+    if finish_deletion(store, storage, job_id):
+        return Response(status_code=204)
+    return Response(status_code=202)
+
+
+def finish_deletion(store: JobStore, storage: ObjectStorage, job_id: str) -> bool:
+    """Remove a stopped job's objects, then its record; False when it must wait for the sweeper."""
+    record = store.get(job_id)
+    if record is None:
+        return True
+    if not record.is_final:
+        return False
+    try:
+        storage.delete_prefix(job_prefix(record.tenant, job_id))
+    except StorageError:
+        return False
+    store.purge(job_id)
+    return True
 
 
 @router.get(
@@ -191,14 +231,22 @@ def delete_reconstruction(job: OwnedJob, store: JobStoreDep, storage: StorageDep
     response_class=StreamingResponse,
 )
 def follow_reconstruction(
-    job: OwnedJob, store: JobStoreDep, settings: SettingsDep
+    job: OwnedJob,
+    store: JobStoreDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Server-sent events: `progress` while the job runs, then its final status, then close."""
+    """Server-sent events: `progress` while the job runs, then its final status, then close.
+
+    Event ids are the job's version: a client reconnecting with `Last-Event-ID` gets only
+    what changed since (the final event is always sent).
+    """
     events = job_events(
         store,
         job.id,
         poll_interval_s=settings.events_poll_interval_s,
         max_duration_s=settings.events_max_duration_s,
+        last_event_id=parse_last_event_id(last_event_id),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)

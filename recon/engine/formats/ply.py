@@ -1,32 +1,38 @@
 """PLY reading and writing with numpy: ASCII and binary (either endianness), every scalar type,
 list properties (faces), any number of elements, comments and obj_info.
 
-This module parses the header and writes files; :mod:`recon.engine.formats.ply_body` holds the data
-model and decodes element data. Every problem raises :class:`PlyError` (a ``ValueError``).
+This module parses the header and writes files; the body is decoded a block of rows at a time
+by :mod:`recon.engine.formats.ply_body`, so reading never holds more than a block of the file
+besides the arrays it returns. Every problem raises :class:`PlyError` (a ``ValueError``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import io
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from recon.engine.formats.ply_body import (
+from recon.engine.formats.byte_stream import BLOCK_BYTES, ByteStream
+from recon.engine.formats.ply_body import element_blocks
+from recon.engine.formats.ply_model import (
+    PlyBlock,
     PlyData,
     PlyElement,
     PlyElementHeader,
     PlyError,
     PlyList,
     PlyProperty,
+    empty_element,
     plural,
-    read_elements,
 )
 
 __all__ = [
-    "PlyData", "PlyElement", "PlyElementHeader", "PlyError", "PlyList", "PlyProperty",
-    "plural", "read_ply", "write_ply", "write_point_cloud_ply",
+    "PlyData", "PlyElement", "PlyElementHeader", "PlyError", "PlyHeader", "PlyList",
+    "PlyProperty", "body_blocks", "parse_header", "plural", "read_header", "read_ply",
+    "write_ply", "write_point_cloud_ply",
 ]
 
 #: Header bytes searched for ``end_header`` before the file is declared malformed.
@@ -48,12 +54,24 @@ FORMATS: dict[str, str] = {"ascii": "", "binary_little_endian": "<", "binary_big
 
 
 @dataclass
-class _Header:
+class PlyHeader:
+    """What a PLY header declares; `data_start` is the offset of the first body byte."""
+
     format: str = ""
     elements: list[PlyElementHeader] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
     obj_info: list[str] = field(default_factory=list)
     data_start: int = 0
+
+    @property
+    def endian(self) -> str | None:
+        """``"<"`` or ``">"`` for binary bodies, None for ASCII."""
+        return FORMATS[self.format] or None
+
+
+def _is_count(word: str) -> bool:
+    """ASCII digits of at most 18 (larger counts cannot be data and would only overflow)."""
+    return word.isascii() and word.isdigit() and len(word) <= 18
 
 
 def _type(name: str, line: str) -> str:
@@ -64,12 +82,17 @@ def _type(name: str, line: str) -> str:
 
 
 def _header_end(data: bytes) -> int:
-    """Return the offset of the first data byte, just after the ``end_header`` line."""
+    """Return the offset of the first data byte, just after the ``end_header`` line.
+
+    `data` is the start of the file: at least `MAX_HEADER_BYTES` plus a line break when the
+    file is that long.
+    """
     if not data.startswith(b"ply"):
         raise PlyError(f"not a PLY file: it starts with {data[:16]!r} instead of 'ply'")
     pos = data.find(b"\nend_header", 0, MAX_HEADER_BYTES) + 1  # at a line start
     if pos == 0:
-        raise PlyError("PLY header has no 'end_header' line; the file is malformed or truncated")
+        raise PlyError("PLY header has no 'end_header' line within its first "
+                       f"{MAX_HEADER_BYTES} bytes; the file is malformed or truncated")
     end = pos + len(b"end_header")
     for newline in (b"\r\n", b"\n", b"\r"):
         if data.startswith(newline, end):
@@ -79,7 +102,7 @@ def _header_end(data: bytes) -> int:
     raise PlyError("PLY 'end_header' is not followed by a line break; the header is malformed")
 
 
-def _parse_header_line(header: _Header, words: list[str], line: str) -> None:
+def _parse_header_line(header: PlyHeader, words: list[str], line: str) -> None:
     key = words[0]
     if key == "format":
         if len(words) != 3 or words[1] not in FORMATS:
@@ -91,7 +114,7 @@ def _parse_header_line(header: _Header, words: list[str], line: str) -> None:
     elif key == "obj_info":
         header.obj_info.append(line[len("obj_info"):].strip())
     elif key == "element":
-        if len(words) != 3 or not words[2].isdigit():
+        if len(words) != 3 or not _is_count(words[2]):
             raise PlyError(f"malformed PLY element line {line!r}; expected 'element NAME COUNT'")
         if any(e.name == words[1] for e in header.elements):
             raise PlyError(f"PLY header declares element {words[1]!r} twice")
@@ -115,12 +138,13 @@ def _parse_header_line(header: _Header, words: list[str], line: str) -> None:
         raise PlyError(f"malformed PLY header: unexpected line {line!r}")
 
 
-def _parse_header(data: bytes) -> _Header:
+def parse_header(data: bytes) -> PlyHeader:
+    """Parse the header at the start of `data` (see `_header_end` for how much it needs)."""
     data_start = _header_end(data)
     lines = data[:data_start].decode("latin-1").splitlines()
     if lines[0].strip() != "ply":
         raise PlyError(f"not a PLY file: the first line is {lines[0][:40]!r} instead of 'ply'")
-    header = _Header(data_start=data_start)
+    header = PlyHeader(data_start=data_start)
     for line in lines[1:-1]:
         words = line.split()
         if words:
@@ -130,12 +154,26 @@ def _parse_header(data: bytes) -> _Header:
     return header
 
 
-def read_ply(data: bytes) -> PlyData:
+def read_header(stream: ByteStream) -> PlyHeader:
+    """Parse the header at the stream's position and move the stream to the first body byte."""
+    header = parse_header(bytes(stream.peek(MAX_HEADER_BYTES + 2)))
+    stream.consume(header.data_start)
+    return header
+
+
+def body_blocks(stream: ByteStream, header: PlyHeader, block_bytes: int = BLOCK_BYTES
+                ) -> Iterator[tuple[PlyElementHeader, PlyBlock, int]]:
+    """The body's rows, element by element and block by block (see `ply_body.element_blocks`)."""
+    return element_blocks(stream, header.elements, header.endian, block_bytes)
+
+
+def read_ply(data: bytes, *, block_bytes: int = BLOCK_BYTES) -> PlyData:
     """Parse a whole PLY file.
 
     Parameters
     ----------
     data : the file's bytes.
+    block_bytes : how much of the body is decoded at a time.
 
     Returns
     -------
@@ -147,11 +185,30 @@ def read_ply(data: bytes) -> PlyData:
         Missing magic, unknown format or type, malformed header, or counts that do not match
         the data (truncated file or trailing bytes).
     """
-    header = _parse_header(data)
-    endian = FORMATS[header.format] or None
-    elements = read_elements(data, header.data_start, header.elements, endian)
-    return PlyData(header.format, {e.name: e for e in elements},
-                   tuple(header.comments), tuple(header.obj_info))
+    stream = ByteStream(io.BytesIO(data), len(data))
+    header = read_header(stream)
+    parts: dict[str, list[PlyBlock]] = {e.name: [] for e in header.elements}
+    for element, block, _ in body_blocks(stream, header, block_bytes):
+        parts[element.name].append(block)
+    elements = {e.name: _joined(e, parts[e.name]) for e in header.elements}
+    return PlyData(header.format, elements, tuple(header.comments), tuple(header.obj_info))
+
+
+def _joined(element: PlyElementHeader, blocks: list[PlyBlock]) -> PlyElement:
+    if not blocks:
+        return empty_element(element)
+    if len(blocks) == 1:
+        return PlyElement(element.name, element.count, blocks[0])
+    props: dict[str, np.ndarray | PlyList] = {}
+    for prop in element.properties:
+        columns = [block[prop.name] for block in blocks]
+        if prop.is_list:
+            lists = [c for c in columns if isinstance(c, PlyList)]
+            props[prop.name] = PlyList(np.concatenate([c.counts for c in lists]),
+                                       np.concatenate([c.values for c in lists]))
+        else:
+            props[prop.name] = np.concatenate([c for c in columns if isinstance(c, np.ndarray)])
+    return PlyElement(element.name, element.count, props)
 
 
 # --- writing ------------------------------------------------------------------------------
