@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from recon.engine.errors import EmptySurface
 from recon.engine.formats.pointcloud import PointCloud
 from recon.engine.pipeline import reconstruct
 from recon.engine.support import SUPPORT_ATTRIBUTE
@@ -81,9 +82,13 @@ def test_support_tells_the_scanned_half_from_the_closure(open_config):
 
 
 def test_without_the_sign_prior_a_sheet_loses_its_surface(open_config, tweak):
-    """The failure the prior exists for: the field turns unsigned and the sheet is lost."""
+    """The failure the prior exists for: the field turns unsigned and the sheet is lost, either
+    as a surface far from the points or with no zero level set left at all."""
     sign = dataclasses.replace(open_config.method_config.sign, enabled=False)
-    result = reconstruct(wave(6000, seed=1), tweak(open_config, method_config={"sign": sign}))
+    try:
+        result = reconstruct(wave(6000, seed=1), tweak(open_config, method_config={"sign": sign}))
+    except EmptySurface:
+        return
     assert result.metrics["run"]["sign_prior"] == "not watched"
     assert result.metrics["fit_to_input"]["relative"]["p95"] > 0.05
 
