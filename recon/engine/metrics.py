@@ -140,7 +140,8 @@ def mesh_facts(mesh: trimesh.Trimesh) -> dict:
     largest = 0.0
     if len(faces) and area > 0:
         _, labels = np.unique(labels, return_inverse=True)
-        largest = float(np.bincount(labels, weights=mesh.area_faces).max() / area)
+        by_piece = np.bincount(labels, weights=mesh.area_faces)
+        largest = float(by_piece.max() / by_piece.sum())  # one summation: a share, never > 1
     watertight = bool(mesh.is_watertight)
     genus = None
     if watertight and mesh.is_winding_consistent and (2 * components - euler) % 2 == 0:
