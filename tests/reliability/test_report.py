@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.record import REPO_ROOT
-from tests.reliability.report import format_outcome, main
+from tests.reliability.report import cell, format_outcome, main
 
 pytestmark = pytest.mark.reliability
 
@@ -83,3 +83,8 @@ def test_runs_as_a_module_and_refuses_an_empty_run(tmp_path: Path) -> None:
     empty = write_results(tmp_path / "empty.jsonl", [])
     assert main(["--results", str(empty), "--out", str(tmp_path / "none.md")]) == 1
     assert not (tmp_path / "none.md").exists()
+
+
+def test_hostile_paths_render_the_same_but_are_not_paths() -> None:
+    text = cell(format_outcome({"hostile_formats": {"../x": 422}, "name": "a|b"}))
+    assert "../" not in text and "..&#47;x" in text and "a\\|b" in text
