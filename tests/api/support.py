@@ -10,7 +10,9 @@ import uuid
 from dataclasses import dataclass
 
 import numpy as np
+from fastapi.testclient import TestClient
 
+from recon.api.context import ServiceContext
 from recon.infra.job_store import JobStore
 from recon.infra.storage import METRICS_OBJECT_NAME, ObjectStorage, mesh_object_name, run_prefix
 from tests.conftest import binary_ply, sphere_points
@@ -82,3 +84,9 @@ def nan_ply() -> bytes:
 def jpeg_bytes() -> bytes:
     """The start of a real JFIF JPEG file."""
     return bytes.fromhex("ffd8ffe000104a46494600010101004800480000ffdb004300") + bytes(600)
+
+
+def context_of(client: TestClient) -> ServiceContext:
+    """The `ServiceContext` of the app behind a TestClient (its job store, storage, settings)."""
+    context: ServiceContext = client.app.state.context  # type: ignore[attr-defined]
+    return context

@@ -9,19 +9,14 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from recon.api.context import ServiceContext
 from recon.api.errors import Conflict
 from recon.api.submissions import Submissions
 from recon.api.uploads import MultipartUpload, UploadedFile
 from recon.infra.settings import Settings
+from tests.api.support import context_of
 from tests.conftest import TENANT, binary_ply, sphere_points
 
 Headers = dict[str, str]
-
-
-def context_of(client: TestClient) -> ServiceContext:
-    context: ServiceContext = client.app.state.context  # type: ignore[attr-defined]
-    return context
 
 
 def submit(

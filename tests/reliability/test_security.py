@@ -31,7 +31,7 @@ from recon.infra.job_store import JobStore
 from recon.infra.settings import Settings
 from recon.infra.storage import StorageUnavailable, build_storage, run_prefix
 from recon.worker.job_run import JobContext, Outcome, Run, hand_back_for_retry
-from tests.api.support import MESH_BYTES, finish_job
+from tests.api.support import MESH_BYTES, context_of, finish_job
 from tests.conftest import API_KEY, OTHER_API_KEY, TEST_REDIS_URL, S3Server, free_port, wait_until
 from tests.reliability.record import record_scenario
 
@@ -49,10 +49,6 @@ def submit(client: TestClient, headers: dict[str, str], ply: bytes, **extra: Any
     )
     assert answer.status_code == 202, answer.text
     return str(answer.json()["id"])
-
-
-def context_of(client: TestClient) -> Any:
-    return client.app.state.context  # type: ignore[attr-defined]
 
 
 def fail_through_the_worker(store: JobStore, dead_s3: Settings, job_id: str) -> None:

@@ -31,6 +31,7 @@ from recon.worker.job_run import JobContext, JobOutputs, Outcome, Run, publish
 from tests.api.support import (
     MESH_BYTES,
     METRICS,
+    context_of,
     finish_job,
     jpeg_bytes,
     nan_ply,
@@ -42,11 +43,6 @@ from tests.conftest import TENANT, S3Server, sphere_points
 from tests.infra.storage.test_local import undeletable
 
 Headers = dict[str, str]
-
-
-def context_of(client: TestClient) -> ServiceContext:
-    context: ServiceContext = client.app.state.context  # type: ignore[attr-defined]
-    return context
 
 
 def submit(
