@@ -21,6 +21,7 @@ from recon.api.context import ServiceContext
 from recon.api.errors import ApiError
 from recon.api.metrics import MetricsMiddleware
 from recon.api.routes import health, reconstructions
+from recon.infra.job_views import API_PREFIX
 from recon.infra.settings import Settings
 from recon.infra.storage import StorageUnavailable
 from recon.infra.task_queue import QueueUnavailable
@@ -87,7 +88,9 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     context = context or ServiceContext.from_settings(settings)
     app = FastAPI(title=API_TITLE, version=API_VERSION, docs_url="/docs", redoc_url=None)
     app.state.context = context
-    app.include_router(reconstructions.router)
+    app.include_router(reconstructions.router, prefix=API_PREFIX)
+    # The unversioned paths of before /v1: the same routes, documented in the README as aliases.
+    app.include_router(reconstructions.router, include_in_schema=False)
     app.include_router(health.router)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

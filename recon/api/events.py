@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from recon.api.job_views import to_job_public
+from recon.infra.job_views import to_job_public
 from recon.infra.job_store import JobStore
 
 KEEPALIVE_EVERY_S = 15.0

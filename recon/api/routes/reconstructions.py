@@ -17,7 +17,7 @@ from recon.api.deps import (
 )
 from recon.api.errors import BadRequest, Conflict, NotFound
 from recon.api.events import job_events, parse_last_event_id
-from recon.api.job_views import JOBS_PATH, job_path, to_job_public
+from recon.infra.job_views import JOBS_PATH, job_path, to_job_public
 from recon.api.submissions import Submissions, check_idempotency_key
 from recon.api.upload_slots import upload_slot
 from recon.api.uploads import read_multipart, upload_temp_root

@@ -87,7 +87,7 @@ def test_submit_stores_input_creates_job_and_enqueues(
     response = submit(client, auth_headers, sphere_ply_bytes, params='{"preset": "fast"}')
     assert response.status_code == 202, response.text
     job = response.json()
-    assert response.headers["location"] == f"/reconstructions/{job['id']}"
+    assert response.headers["location"] == f"/v1/reconstructions/{job['id']}"
     assert job["status"] == "queued" and job["params"]["preset"] == "fast"
     assert job["params"]["formats"] == ["glb"]
     context = context_of(client)

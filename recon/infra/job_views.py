@@ -12,12 +12,14 @@ from recon.schemas import (
     ReconstructionParams,
 )
 
+API_PREFIX = "/v1"
+"""The API version's path prefix; the unversioned paths are kept as aliases of the same routes."""
 JOBS_PATH = "/reconstructions"
 
 
 def job_path(job_id: str) -> str:
-    """The job's URL path, used for `Location` and `links.self`."""
-    return f"{JOBS_PATH}/{job_id}"
+    """The job's versioned URL path, used for `Location`, `links` and webhook bodies."""
+    return f"{API_PREFIX}{JOBS_PATH}/{job_id}"
 
 
 def _time(value: float | None) -> datetime | None:
