@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from recon.api.callbacks import check_callback
 from recon.api.context import ServiceContext
 from recon.api.errors import BadRequest, Conflict, ServiceUnavailable, TooManyRequests
 from recon.api.uploads import MultipartUpload
@@ -111,6 +112,7 @@ class Submissions:
         if existing is not None:
             return replay(existing, upload.fingerprint)
         params = parse_params(upload.fields.get("params"))
+        check_callback(params, settings)
         # The worker's seed: a subsampling warning stored now says what the worker will do.
         fmt, cloud = validate_point_cloud(
             point_file.path, point_file.filename, max_points=settings.max_points, seed=params.seed

@@ -12,7 +12,9 @@ It starts, and supervises:
 3. ``recon api`` on ``--host:--port``.
 
 Objects live in ``DATA_DIR/objects`` (local storage). Without ``RECON_API_KEYS`` an API key is
-generated once, kept in ``DATA_DIR/api_key`` and printed at the first start. The children are
+generated once, kept in ``DATA_DIR/api_key`` and printed at the first start; without
+``RECON_WEBHOOK_SECRET`` the key webhooks are signed with is generated once into
+``DATA_DIR/webhook_secret`` (its path is printed, never the secret). The children are
 the production processes: only the URLs in their environment differ. Ctrl-C or SIGTERM stops
 them all (API, then worker, then Redis); nothing is left behind.
 """
@@ -37,6 +39,7 @@ from pathlib import Path
 
 from recon.api.auth import LOCAL_KEY_FILENAME, load_or_create_local_key, local_key_spec
 from recon.embedded.supervisor import Child, Supervisor
+from recon.embedded.webhook_secret import webhook_secret_for
 
 logger = logging.getLogger("recon.serve")
 
@@ -158,9 +161,10 @@ def api_keys_for(data_dir: Path, environ: Mapping[str, str]) -> tuple[str, str, 
 
 
 def child_environment(
-    data_dir: Path, redis_port: int, api_keys: str, redis_password: str | None = None
+    data_dir: Path, redis_port: int, api_keys: str, redis_password: str | None = None,
+    webhook_secret: str | None = None,
 ) -> dict[str, str]:
-    """The children's environment: this one plus the embedded URLs and folders."""
+    """The children's environment: this one plus the embedded URLs, folders and secrets."""
     env = {k: v for k, v in os.environ.items() if k not in ("RECON_BROKER_URL",)}
     env.update({
         "RECON_REDIS_URL": redis_url(redis_port, redis_password),
@@ -169,6 +173,8 @@ def child_environment(
         "RECON_API_KEYS": api_keys,
         "PYTHONUNBUFFERED": "1",
     })
+    if webhook_secret:
+        env["RECON_WEBHOOK_SECRET"] = webhook_secret
     return env
 
 
@@ -231,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def build_children(
-    args: argparse.Namespace, data_dir: Path, api_keys: str, redis_password: str
+    args: argparse.Namespace, data_dir: Path, api_keys: str, redis_password: str,
+    webhook_secret: str | None = None,
 ) -> list[Child]:
     """Redis (requiring `redis_password`), worker and API, in start order."""
     binary = Path(args.redis_server) if args.redis_server else find_redis_server()
@@ -239,7 +246,7 @@ def build_children(
     redis_dir.mkdir(parents=True, exist_ok=True)
     redis_port = free_port()
     config = write_redis_auth_config(redis_dir, redis_password)
-    env = child_environment(data_dir, redis_port, api_keys, redis_password)
+    env = child_environment(data_dir, redis_port, api_keys, redis_password, webhook_secret)
     recon = [sys.executable, "-m", "recon.cli"]
     return [
         Child("redis", redis_argv(binary, redis_port, redis_dir, config), env),
@@ -249,7 +256,8 @@ def build_children(
     ]
 
 
-def announce(url: str, key: str, created: bool, key_file: Path, from_env: bool) -> None:
+def announce(url: str, key: str, created: bool, key_file: Path, from_env: bool,
+             webhook_secret_file: Path | None = None) -> None:
     """Tell the user where the API is and how to authenticate (the key itself only once)."""
     lines = [f"recon serve: API ready at {url} (docs: {url}/docs)"]
     if from_env:
@@ -258,6 +266,8 @@ def announce(url: str, key: str, created: bool, key_file: Path, from_env: bool) 
         lines.append(f"recon serve: your API key (shown once, kept in {key_file}): {key}")
     else:
         lines.append(f"recon serve: API key in {key_file}")
+    if webhook_secret_file is not None:
+        lines.append(f"recon serve: webhooks are signed with the secret in {webhook_secret_file}")
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
 
@@ -270,7 +280,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         raise EmbeddedError(f"port {args.port} on {args.host} is in use (try --port)")
     api_keys, key, created = api_keys_for(data_dir, os.environ)
     password = new_redis_password()
-    children = build_children(args, data_dir, api_keys, password)
+    webhook_secret, secret_file = webhook_secret_for(data_dir, os.environ)
+    children = build_children(args, data_dir, api_keys, password, webhook_secret)
     redis_port = int(children[0].argv[children[0].argv.index("--port") + 1])
     supervisor = Supervisor(children)
     try:
@@ -281,7 +292,8 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         url = f"http://{args.host}:{args.port}"
         wait_until(lambda: http_ok(f"{url}/healthz"), STARTUP_TIMEOUT_S, "the API", stop)
         if not stop.is_set():
-            announce(url, key, created, data_dir / LOCAL_KEY_FILENAME, from_env=not key)
+            announce(url, key, created, data_dir / LOCAL_KEY_FILENAME, from_env=not key,
+                     webhook_secret_file=secret_file)
         while not stop.wait(POLL_INTERVAL_S):
             supervisor.poll()
     finally:

@@ -1,4 +1,4 @@
-"""Vertex colours from the input's colours, and the sRGB <-> linear conversions glTF needs.
+"""Vertex colours from the input's colours (the sRGB <-> linear conversions are in formats.srgb).
 
 Each mesh vertex takes the inverse-distance-weighted mean of the colours of its nearest input
 points, averaged in linear light (averaging sRGB values darkens edges between colours). On a
@@ -11,18 +11,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from recon.engine.config import ColourConfig
+from recon.engine.formats.srgb import linear_to_srgb, srgb_to_linear
 
-
-def srgb_to_linear(srgb: np.ndarray) -> np.ndarray:
-    """sRGB values in 0-1 -> linear light in 0-1 (IEC 61966-2-1)."""
-    srgb = np.asarray(srgb, dtype=np.float64)
-    return np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-
-
-def linear_to_srgb(linear: np.ndarray) -> np.ndarray:
-    """Linear light in 0-1 -> sRGB values in 0-1."""
-    linear = np.clip(np.asarray(linear, dtype=np.float64), 0.0, 1.0)
-    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+__all__ = ["linear_to_srgb", "srgb_to_linear", "vertex_colours"]
 
 
 def vertex_colours(vertices: np.ndarray, points: np.ndarray, colours: np.ndarray,

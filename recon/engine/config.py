@@ -8,6 +8,8 @@ unless a field says otherwise.
 from dataclasses import dataclass, field
 from typing import Any
 
+from recon.engine.formats.frame import UNITS_IN_METRES, UP_AXES
+
 
 @dataclass(frozen=True)
 class OutlierConfig:
@@ -254,13 +256,6 @@ class SignPriorConfig:
     1 0.24-0.29%, but 1 once left a separate closed piece with 4% of the area."""
     batch_size: int = 2000
     """Points per step in the penalty."""
-
-
-UNITS_IN_METRES: dict[str, float] = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254,
-                                     "ft": 0.3048}
-"""The input units a client may name, and their length in metres."""
-UP_AXES = ("y", "z")
-"""The input up axes a client may name."""
 
 
 @dataclass(frozen=True)

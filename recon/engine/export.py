@@ -3,9 +3,10 @@
 `export_mesh` takes a ``trimesh.Trimesh`` in input coordinates, with optional vertex colours
 (its vertex visual) and per-vertex `support` (its vertex attribute), and returns the file's bytes.
 
-- GLB (recon.engine.gltf) is in metres and Y-up, as glTF requires, converted with the input's
-  `FrameConfig`; it carries normals, COLOR_0 in linear light under a white material (a neutral
-  grey one without colours), support as `_SUPPORT`, and is double-sided when the mesh is open.
+- GLB (recon.engine.formats.gltf) is in metres and Y-up, as glTF requires, converted with the
+  input's `FrameConfig` (recon.engine.formats.frame); it carries normals, COLOR_0 in linear
+  light under a white material (a neutral grey one without colours), support as `_SUPPORT`,
+  and is double-sided when the mesh is open.
 - PLY, OBJ and STL keep the input's frame and units. PLY carries normals, colours and support;
   OBJ carries normals and colours (the common `v x y z r g b` extension).
 - Survey coordinates keep their precision: PLY vertices are float64, OBJ has 17 digits and STL
@@ -22,10 +23,11 @@ import numpy as np
 import trimesh
 from trimesh.visual import ColorVisuals
 
-from recon.engine.colours import srgb_to_linear
-from recon.engine.config import UNITS_IN_METRES, FrameConfig
+from recon.engine.config import FrameConfig
+from recon.engine.formats.frame import glb_transform, node_translation
+from recon.engine.formats.gltf import GlbMaterial, GlbMesh, write_glb
 from recon.engine.formats.ply import write_ply
-from recon.engine.gltf import GlbMaterial, GlbMesh, write_glb
+from recon.engine.formats.srgb import srgb_to_linear
 from recon.engine.support import SUPPORT_ATTRIBUTE
 
 GREY = GlbMaterial(base_colour=(0.8, 0.8, 0.8, 1.0), metallic=0.0, roughness=0.8,
@@ -45,16 +47,6 @@ MEDIA_TYPES: dict[str, str] = {
     "obj": "model/obj",
     "stl": "model/stl",
 }
-
-Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-"""(x, y, z) -> (x, z, -y): a rotation (determinant +1), so faces keep their winding."""
-
-
-def glb_transform(frame: FrameConfig) -> np.ndarray:
-    """The 3x3 linear map from input coordinates to the GLB's metres, Y-up."""
-    rotation = Z_UP_TO_Y_UP if frame.up_axis == "z" else np.eye(3)
-    return rotation * UNITS_IN_METRES[frame.units or "m"]
-
 
 def _colours(mesh: trimesh.Trimesh) -> np.ndarray | None:
     """(m, 4) uint8 sRGBA vertex colours, or None when the mesh has none."""
@@ -76,9 +68,8 @@ def needs_double(vertices: np.ndarray) -> bool:
 
 
 def _export_glb(mesh: trimesh.Trimesh, frame: FrameConfig) -> bytes:
-    transform = glb_transform(frame)
-    vertices = np.asarray(mesh.vertices, dtype=np.float64) @ transform.T
-    translation = (vertices.min(axis=0) + vertices.max(axis=0)) / 2.0
+    transform = glb_transform(frame.up_axis, frame.units)
+    positions, translation = node_translation(np.asarray(mesh.vertices) @ transform.T)
     normals = np.asarray(mesh.vertex_normals) @ (transform.T / np.linalg.norm(transform[0]))
     colours = _colours(mesh)
     material = WHITE if colours is not None else GREY
@@ -90,7 +81,7 @@ def _export_glb(mesh: trimesh.Trimesh, frame: FrameConfig) -> bytes:
                                  colours[:, 3:] / 255.0], axis=1)
     support = _support(mesh)
     return write_glb(GlbMesh(
-        positions=(vertices - translation).astype(np.float32), faces=np.asarray(mesh.faces),
+        positions=positions, faces=np.asarray(mesh.faces),
         normals=normals.astype(np.float32), translation=translation, material=material,
         colours=None if linear is None else linear.astype(np.float32),
         extras={} if support is None else {"_" + SUPPORT_ATTRIBUTE.upper(): support}))

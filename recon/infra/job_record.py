@@ -56,6 +56,20 @@ class JobRecord:
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     """sha256 of the submitted request, to tell a retry from a reuse of its Idempotency-Key."""
+    callback_status: str | None = None
+    """The completion webhook (``params.callback_url``): ``pending`` from the final transition
+    until ``delivered`` or ``failed`` (`recon.infra.webhooks.outbox`); None before."""
+    callback_delivery_id: str | None = None
+    """Set by the final transition; the same on every attempt (receivers de-duplicate on it)."""
+    callback_attempts: int = 0
+    callback_last_error: str | None = None
+    callback_delivered_at: float | None = None
+
+    @property
+    def callback_url(self) -> str | None:
+        """Where the completion webhook goes (from the params), or None."""
+        url = self.params.get("callback_url")
+        return url if isinstance(url, str) and url else None
 
     @property
     def is_final(self) -> bool:

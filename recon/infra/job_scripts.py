@@ -8,7 +8,8 @@ scripts compare them directly. Every change of what a client can see increments 
 Status changes all go through `TRANSITION`, which carries the state machine of
 `recon.infra.job_states` and checks the transition's guard (run token, lease, no lease) in the
 same atomic step that writes. It also maintains the indexes: running (reaper), queued (re-sends
-of lost messages), finished (retention) and the tenant's active set (quota).
+of lost messages), finished (retention), the tenant's active set (quota) and the webhook outbox
+(a final job with a `callback_url` is due for delivery the moment it becomes final).
 """
 
 from recon.infra.job_states import transitions_json
@@ -37,12 +38,13 @@ if KEYS[4] ~= '' then redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[4]) end
 return {'created', ARGV[1]}
 """
 
-# KEYS: job hash, running zset, queued zset, lease key, finished zset.
+# KEYS: job hash, running zset, queued zset, lease key, finished zset, webhook outbox zset.
 # ARGV: prefix, job id, transition name, token ("" when the guard needs none), now,
 #       fields-to-set JSON object, fields-to-delete JSON list, fields-to-increment JSON list.
 # Returns the previous status when applied, or "!<why>": "!missing", "!<status>" (not a
 # source of this transition), "!fenced" (wrong run token or lease), "!leased" (someone holds
-# the lease), "!cancel_requested".
+# the lease), "!cancel_requested". A final job with a callback_url gets its webhook pending,
+# with a delivery id (job id and final version) that every attempt repeats.
 TRANSITION = """
 local table_ = cjson.decode([[__TRANSITIONS__]])
 local t = table_[ARGV[3]]
@@ -85,6 +87,13 @@ if new == 'succeeded' or new == 'failed' or new == 'canceled' then
   local tenant = cjson.decode(redis.call('HGET', KEYS[1], 'tenant'))
   redis.call('SREM', ARGV[1] .. ':tenant:' .. tenant .. ':active', ARGV[2])
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[2])
+  local url = cjson.decode(redis.call('HGET', KEYS[1], 'params') or '{}')['callback_url']
+  if type(url) == 'string' and url ~= '' then
+    local delivery_id = ARGV[2] .. '-' .. redis.call('HGET', KEYS[1], 'version')
+    redis.call('HSET', KEYS[1], 'callback_status', '"pending"', 'callback_attempts', '0',
+               'callback_delivery_id', cjson.encode(delivery_id))
+    redis.call('ZADD', KEYS[6], ARGV[5], ARGV[2])
+  end
 end
 return status
 """.replace("__TRANSITIONS__", transitions_json())
@@ -154,7 +163,8 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return status
 """
 
-# KEYS: job hash, running zset, lease key, queued zset, finished zset, deletion zset.
+# KEYS: job hash, running zset, lease key, queued zset, finished zset, deletion zset,
+#       webhook outbox zset.
 # ARGV: prefix, job id. Removes the record and every index entry pointing at it.
 PURGE = """
 local tenant_json = redis.call('HGET', KEYS[1], 'tenant')
@@ -172,6 +182,7 @@ redis.call('ZREM', KEYS[2], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
+redis.call('ZREM', KEYS[7], ARGV[2])
 redis.call('DEL', KEYS[1], KEYS[3])
 if tenant_json then return 1 end
 return 0

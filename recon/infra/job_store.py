@@ -13,6 +13,7 @@ Redis layout (``{p}`` is `Settings.redis_key_prefix`)::
     {p}:queued                  zset of queued job ids scored by when their task was last sent
     {p}:finished                zset of final job ids scored by finished_at (retention)
     {p}:deleting                zset of job ids whose DELETE the sweeper has to finish
+    {p}:webhooks                zset of final job ids whose webhook is due, scored by due time
     {p}:idem:{t}:{sha256(key)}  job id for an Idempotency-Key (expires)
     {p}:lease:{id}              owner of the per-job lease (expires); also the run's token
     {p}:draining:{node}         set while worker `node` shuts down (expires)
@@ -36,6 +37,7 @@ from recon.infra import job_scripts
 from recon.infra.job_record import INITIAL_PROGRESS, JobRecord, encode_value
 from recon.infra.job_states import TRANSITIONS
 from recon.infra.settings import Settings
+from recon.infra.webhooks.outbox import outbox_key
 from recon.schemas import JobProgress, JobStatus
 
 QUEUED = JobStatus.QUEUED.value
@@ -279,6 +281,7 @@ class JobStore:
                     self._queued_key(),
                     self._lease_key(job_id),
                     self._finished_key(),
+                    outbox_key(self.prefix),
                 ],
                 args=[
                     self.prefix,
@@ -425,7 +428,8 @@ class JobStore:
         return None if current is None else current.status
 
     def purge(self, job_id: str) -> bool:
-        """Remove the record, its index entries, idempotency key and lease; True if it existed.
+        """Remove the record, its index entries (webhook outbox included), idempotency key and
+        lease; True if it existed.
 
         Only the sweeper calls this, after the job's objects are gone.
         """
@@ -436,6 +440,7 @@ class JobStore:
             self._queued_key(),
             self._finished_key(),
             self._deleting_key(),
+            outbox_key(self.prefix),
         ]
         return bool(self._purge(keys=keys, args=[self.prefix, job_id]))
 

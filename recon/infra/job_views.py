@@ -1,4 +1,4 @@
-"""Turning a `JobRecord` into the public `JobPublic` view (timestamps, progress, links)."""
+"""Turning a `JobRecord` into the public `JobPublic` view (timestamps, progress, links, webhook)."""
 
 from datetime import UTC, datetime
 
@@ -11,6 +11,7 @@ from recon.schemas import (
     JobStatus,
     ReconstructionParams,
 )
+from recon.schemas.jobs import CallbackPublic
 
 API_PREFIX = "/v1"
 """The API version's path prefix; the unversioned paths are kept as aliases of the same routes."""
@@ -27,10 +28,29 @@ def _time(value: float | None) -> datetime | None:
 
 
 def job_links(record: JobRecord) -> JobLinks:
-    """Links to the job, its events, its cancel action and (once succeeded) its mesh."""
+    """Links to the job, its events, its cancel action, its input and (once succeeded) its mesh
+    and preview."""
     base = job_path(record.id)
-    mesh = f"{base}/mesh" if record.status is JobStatus.SUCCEEDED else None
-    return JobLinks(self=base, mesh=mesh, events=f"{base}/events", cancel=f"{base}/cancel")
+    succeeded = record.status is JobStatus.SUCCEEDED
+    return JobLinks(
+        self=base, mesh=f"{base}/mesh" if succeeded else None, events=f"{base}/events",
+        cancel=f"{base}/cancel", preview=f"{base}/preview.png" if succeeded else None,
+        input=f"{base}/input",
+    )
+
+
+def job_callback(record: JobRecord) -> CallbackPublic | None:
+    """The job's webhook and how its delivery went; None without a `callback_url`."""
+    if record.callback_url is None:
+        return None
+    return CallbackPublic.model_validate({
+        "url": record.callback_url,
+        "status": record.callback_status or "pending",  # pending until the job is final
+        "delivery_id": record.callback_delivery_id,
+        "attempts": record.callback_attempts,
+        "last_error": record.callback_last_error,
+        "delivered_at": _time(record.callback_delivered_at),
+    })
 
 
 def to_job_public(record: JobRecord) -> JobPublic:
@@ -51,4 +71,5 @@ def to_job_public(record: JobRecord) -> JobPublic:
         error=error,
         formats=list(record.formats),
         links=job_links(record),
+        callback=job_callback(record),
     )

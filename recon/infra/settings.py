@@ -149,6 +149,33 @@ class Settings(BaseSettings):
     worker_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Engine device.")
     worker_concurrency: int = Field(1, ge=1, description="Worker processes (one per GPU).")
 
+    # --- completion webhooks ---------------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        None, min_length=16,
+        description="Key of the HMAC-SHA256 signature on every webhook (Recon-Signature); "
+        "unset: submissions with a callback_url are refused (422 webhooks_not_configured).",
+    )
+    callback_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names (exact, case-insensitive) or IP addresses (in "
+        "any spelling) that callbacks may reach over plain http and on loopback or private "
+        "addresses; every other callback needs https and a public address.",
+    )
+    webhook_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Connect, send and read timeout of one webhook attempt."
+    )
+    webhook_retry_window_s: float = Field(
+        3600.0, gt=0,
+        description="A webhook not accepted (2xx) this long after its job finished is given up "
+        "(callback status `failed`); attempts back off 1, 2, 4 ... s, at most 300 s apart.",
+    )
+    webhook_max_redirects: int = Field(
+        3, ge=0, le=10, description="Redirects a webhook follows (each hop checked again)."
+    )
+    webhook_poll_interval_s: float = Field(
+        1.0, gt=0, description="How often each worker looks for webhooks due to be sent."
+    )
+
     log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         "info", description="Log level of every process."
     )
@@ -161,6 +188,7 @@ class Settings(BaseSettings):
         "s3_secret_access_key",
         "metrics_token",
         "upload_temp_dir",
+        "webhook_secret",
         mode="before",
     )
     @classmethod
@@ -192,6 +220,11 @@ class Settings(BaseSettings):
     def effective_broker_url(self) -> str:
         """The Celery broker URL (`broker_url`, or the job store's Redis when unset)."""
         return self.broker_url or self.redis_url
+
+    @property
+    def callback_allowed_host_list(self) -> tuple[str, ...]:
+        """`callback_allowed_hosts` as stripped, non-empty entries."""
+        return tuple(h.strip() for h in self.callback_allowed_hosts.split(",") if h.strip())
 
     @property
     def objects_dir(self) -> Path:

@@ -1,5 +1,7 @@
 """Public, bounded reconstruction parameters (the `params` JSON part of an upload)."""
 
+from urllib.parse import urlsplit
+
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from recon.schemas.enums import (
@@ -11,6 +13,9 @@ from recon.schemas.enums import (
     UpAxis,
     UseNormals,
 )
+
+MAX_CALLBACK_URL_CHARS = 2048
+"""Longest `callback_url` accepted (the common limit of browsers and proxies)."""
 
 PARAMS_EXAMPLES: list[JsonValue] = [
     {"preset": "fast", "surface": "trimmed"},
@@ -71,9 +76,29 @@ class ReconstructionParams(BaseModel):
         default_factory=lambda: [MeshFormat.GLB],
         description="Mesh formats to produce in addition to GLB, which is always produced.",
     )
+    callback_url: str | None = Field(
+        None, min_length=1, max_length=MAX_CALLBACK_URL_CHARS,
+        description="Called (POST, the job view, signed) when the job succeeds, fails or is "
+        "canceled. https only, to a public address, unless the operator allow-lists the host "
+        "(RECON_CALLBACK_ALLOWED_HOSTS).",
+    )
 
     @field_validator("formats")
     @classmethod
     def _always_glb(cls, formats: list[MeshFormat]) -> list[MeshFormat]:
         unique = list(dict.fromkeys([MeshFormat.GLB, *formats]))
         return unique
+
+    @field_validator("callback_url")
+    @classmethod
+    def _absolute_http_url(cls, url: str | None) -> str | None:
+        # Only the shape is checked here; the service's URL rule (scheme, allow-list, the
+        # addresses the host resolves to) is applied at submission and at every send.
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            raise ValueError("callback_url must be an absolute http(s) URL with a host")
+        if any(ch.isspace() or not ch.isprintable() for ch in url):
+            raise ValueError("callback_url must not contain spaces or control characters")
+        return url

@@ -31,7 +31,7 @@ from recon.infra.job_store import JobStore
 from recon.infra.settings import Settings
 from recon.infra.storage import ObjectStorage, build_storage
 from recon.infra.task_queue import JobQueue, broker_config
-from recon.worker import reaper
+from recon.worker import reaper, webhook_dispatcher
 
 POOL_PROCESS_START_TIMEOUT_S = 120.0
 """How long a new pool process may take to start: it imports torch before its first job."""
@@ -117,6 +117,7 @@ def create_celery_app(settings: Settings) -> ReconCelery:
     app = ReconCelery(settings, main="recon", include=["recon.worker.tasks"])
     app.conf.update(celery_config(settings))
     reaper.install(app)
+    webhook_dispatcher.install(app)
     install_draining(app)
     return app
 

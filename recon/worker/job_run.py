@@ -35,6 +35,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from recon.engine.errors import EngineError, ReconstructionCanceled
 from recon.infra.storage import (
     METRICS_OBJECT_NAME,
+    PREVIEW_OBJECT_NAME,
     ObjectNotFound,
     StorageFull,
     mesh_object_name,
@@ -43,6 +44,7 @@ from recon.infra.storage import (
 from recon.schemas import JobStatus, ReconstructionParams
 from recon.worker.engine_params import engine_config_for
 from recon.worker.job_monitor import JobMonitor, MonitorTiming, stage_progress
+from recon.worker.preview_image import PNG_MEDIA_TYPE, preview_png
 from recon.worker.transient import TRANSIENT_ERRORS, describe_outage
 
 if TYPE_CHECKING:
@@ -296,7 +298,7 @@ def remove_outputs(ctx: JobContext, run: Run) -> None:
 def reconstruct_and_upload(
     ctx: JobContext, run: Run, folder: Path, monitor: JobMonitor
 ) -> JobOutputs:
-    """Download the inputs into `folder`, run the engine, upload meshes and metrics."""
+    """Download the inputs into `folder`, run the engine, upload meshes, metrics and preview."""
     record, started = run.record, time.monotonic()
     monitor.set_progress(stage_progress("download"))
     from recon.engine import export_mesh, load_ground_truth, load_point_cloud, reconstruct
@@ -328,9 +330,13 @@ def reconstruct_and_upload(
     objects[METRICS_OBJECT_NAME] = (
         json.dumps(metrics, indent=2, allow_nan=False).encode(), "application/json"
     )
+    preview, preview_warnings = preview_png(result.mesh, config.frame, run.job_id)
+    if preview is not None:
+        objects[PREVIEW_OBJECT_NAME] = (preview, PNG_MEDIA_TYPE)
     for name, (body, media_type) in objects.items():
         upload(ctx, run.prefix + name, body, media_type)
-    warnings = list(dict.fromkeys([*record.warnings, *cloud.warnings, *result.warnings]))
+    warnings = list(dict.fromkeys(
+        [*record.warnings, *cloud.warnings, *result.warnings, *preview_warnings]))
     return JobOutputs(metrics=metrics, warnings=warnings, formats=formats)
 
 

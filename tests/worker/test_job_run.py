@@ -63,7 +63,9 @@ def test_tiny_sphere_succeeds_with_outputs_under_its_run(ctx: JobContext,
     stored = json.loads(ctx.storage.get_bytes(record.output_key("metrics.json")))
     assert stored["mesh"] == record.metrics["mesh"]
     assert ctx.storage.list_keys(record.output_prefix) == sorted(
-        record.output_key(name) for name in ("mesh.glb", "mesh.stl", "metrics.json"))
+        record.output_key(name)
+        for name in ("mesh.glb", "mesh.stl", "metrics.json", "preview.png"))
+    assert ctx.storage.get_bytes(record.output_key("preview.png")).startswith(b"\x89PNG")
     glb = ctx.storage.local_path(record.output_key("mesh.glb"))
     assert glb is not None
     assert len(trimesh.load(glb, force="mesh").faces) == record.metrics["mesh"]["faces"]

@@ -1,12 +1,13 @@
 """`/reconstructions`: submit, inspect, list, download, cancel, delete and follow jobs."""
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from recon.api.caching import cache_headers, is_fresh
 from recon.api.deps import (
     ContextDep,
     CurrentTenant,
@@ -17,12 +18,16 @@ from recon.api.deps import (
 )
 from recon.api.errors import BadRequest, Conflict, NotFound
 from recon.api.events import job_events, parse_last_event_id
-from recon.infra.job_views import JOBS_PATH, job_path, to_job_public
+from recon.api.input_points import DEFAULT_DISPLAY_POINTS, MAX_DISPLAY_POINTS, input_view
 from recon.api.submissions import Submissions, check_idempotency_key
 from recon.api.upload_slots import upload_slot
 from recon.api.uploads import read_multipart, upload_temp_root
+from recon.infra.job_record import JobRecord
 from recon.infra.job_store import InvalidCursor, JobStore
+from recon.infra.job_views import JOBS_PATH, job_path, to_job_public
 from recon.infra.storage import (
+    PREVIEW_OBJECT_NAME,
+    ObjectNotFound,
     ObjectStorage,
     StorageError,
     is_valid_job_id,
@@ -142,17 +147,30 @@ async def get_reconstruction(job: OwnedJob) -> JobPublic:
     return to_job_public(job)
 
 
-@router.get("/{job_id}/mesh", responses={**ERRORS, 307: {"description": "Presigned URL."}})
-def download_mesh(
-    job: OwnedJob, storage: StorageDep, format: MeshFormat = MeshFormat.GLB
-) -> Response:
-    """The mesh bytes (local storage) or a redirect to a short-lived presigned URL (S3)."""
+def _require_succeeded(job: JobRecord, what: str) -> None:
+    """409 `job_not_finished` unless the job succeeded (its outputs exist only then)."""
     if job.status is not JobStatus.SUCCEEDED:
         raise Conflict(
-            f"the job is {job.status.value}; the mesh exists once it succeeded",
+            f"the job is {job.status.value}; {what} exists once it succeeded",
             code="job_not_finished",
             detail={"status": job.status.value},
         )
+
+
+@router.get("/{job_id}/mesh", responses={**ERRORS, 307: {"description": "Presigned URL."}})
+def download_mesh(
+    job: OwnedJob,
+    storage: StorageDep,
+    format: MeshFormat = MeshFormat.GLB,
+    redirect: Annotated[
+        bool,
+        Query(description="false: the API sends the bytes itself on S3 too (for a web page, "
+              "which fetches with its key header; a presigned URL would need CORS)."),
+    ] = True,
+) -> Response:
+    """The mesh bytes (local storage, or `redirect=false`) or a redirect to a short-lived
+    presigned URL (S3)."""
+    _require_succeeded(job, "the mesh")
     if format.value not in job.formats:
         raise NotFound(
             f"the job did not produce a {format.value} mesh",
@@ -163,13 +181,77 @@ def download_mesh(
     filename, media_type = f"reconstruction-{job.id}.{format.value}", format.media_type
     if not storage.exists(key):
         raise NotFound("the mesh file is missing from storage", code="artifact_missing")
-    url = storage.presigned_url(key, filename=filename, content_type=media_type)
+    url = None
+    if redirect:
+        url = storage.presigned_url(key, filename=filename, content_type=media_type)
     if url is not None:
         return RedirectResponse(url, status_code=307)
     path = storage.local_path(key)
-    if path is None:
-        raise NotFound("the mesh file is missing from storage", code="artifact_missing")
-    return FileResponse(path, media_type=media_type, filename=filename)
+    if path is not None:
+        return FileResponse(path, media_type=media_type, filename=filename)
+    try:
+        size, chunks = storage.size(key), storage.iter_bytes(key)
+    except ObjectNotFound as exc:
+        raise NotFound("the mesh file is missing from storage", code="artifact_missing") from exc
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"',
+               "Content-Length": str(size)}
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+
+
+@router.get(
+    "/{job_id}/preview.png",
+    responses={**ERRORS, 200: {"content": {"image/png": {}}}, 304: {"description": "Unchanged."}},
+    response_class=Response,
+)
+def download_preview(
+    job: OwnedJob,
+    storage: StorageDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A PNG picture of the mesh (transparent background, fixed camera), sent by the API on
+    every storage backend so that a page can fetch it with its key header."""
+    _require_succeeded(job, "the preview")
+    key = job.output_key(PREVIEW_OBJECT_NAME)
+    headers = cache_headers(key)
+    if is_fresh(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    try:
+        body = storage.get_bytes(key)
+    except ObjectNotFound as exc:
+        raise NotFound(
+            "the job has no preview image (see its warnings)", code="preview_missing"
+        ) from exc
+    return Response(body, media_type="image/png", headers=headers)
+
+
+@router.get(
+    "/{job_id}/input",
+    responses={**ERRORS, 200: {"content": {MeshFormat.GLB.media_type: {},
+                                           MeshFormat.PLY.media_type: {}}},
+               304: {"description": "Unchanged."}},
+    response_class=Response,
+)
+async def download_input(
+    job: OwnedJob,
+    context: ContextDep,
+    max_points: Annotated[
+        int, Query(ge=1, le=MAX_DISPLAY_POINTS, description="At most this many points.")
+    ] = DEFAULT_DISPLAY_POINTS,
+    format: Annotated[
+        Literal["glb", "ply"],
+        Query(description="glb: one POINTS primitive in the mesh GLB's frame (metres, Y-up), "
+              "COLOR_0 when the upload had colours; ply: the upload's own frame and units."),
+    ] = "glb",
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The uploaded points for display over the mesh: a seeded uniform subset (the same on
+    every request), in any status of the job."""
+    headers = cache_headers(job.input_key, str(max_points), format)
+    if is_fresh(if_none_match, headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    body = await run_in_threadpool(input_view, context, job, max_points, format)
+    headers["Content-Disposition"] = f'inline; filename="input-{job.id}.{format}"'
+    return Response(body, media_type=MeshFormat(format).media_type, headers=headers)
 
 
 @router.post("/{job_id}/cancel", response_model=JobPublic, responses=ERRORS)

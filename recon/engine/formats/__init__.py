@@ -1,4 +1,5 @@
-"""Reading and validating point clouds and ground truths: numpy and trimesh only, never torch.
+"""Reading and validating point clouds and ground truths, and writing the uploaded points for
+display: numpy and trimesh only, never torch.
 
 The API parses every upload with these readers before it queues a job, so it rejects exactly
 what the worker could not read, with the same message; this is the only part of the engine the
@@ -6,6 +7,12 @@ API imports (tests/test_architecture.py enforces it).
 """
 
 from recon.engine.errors import InvalidGroundTruth, InvalidPointCloud
+from recon.engine.formats.display import (
+    DisplayPoints,
+    load_display_points,
+    points_glb,
+    points_ply,
+)
 from recon.engine.formats.ground_truth import (
     SUPPORTED_GROUND_TRUTH_FORMATS,
     GroundTruth,
@@ -23,6 +30,7 @@ from recon.engine.formats.pointcloud import (
 )
 
 __all__ = [
+    "DisplayPoints",
     "SNIFF_BYTES",
     "SUFFIX_ALIASES",
     "SUPPORTED_GROUND_TRUTH_FORMATS",
@@ -32,8 +40,11 @@ __all__ = [
     "InvalidPointCloud",
     "PointCloud",
     "foreign_content",
+    "load_display_points",
     "load_ground_truth",
     "load_point_cloud",
     "magic_format",
+    "points_glb",
+    "points_ply",
     "sniff_format",
 ]

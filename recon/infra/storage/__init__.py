@@ -14,7 +14,9 @@ from recon.infra.storage.errors import (
     StorageUnavailable,
 )
 from recon.infra.storage.keys import (
+    INPUT_DISPLAY_OBJECT_NAME,
     METRICS_OBJECT_NAME,
+    PREVIEW_OBJECT_NAME,
     ground_truth_object_name,
     input_object_name,
     is_valid_job_id,
@@ -28,7 +30,9 @@ from recon.infra.storage.keys import (
 from recon.infra.storage.local import LocalStorage
 
 __all__ = [
+    "INPUT_DISPLAY_OBJECT_NAME",
     "METRICS_OBJECT_NAME",
+    "PREVIEW_OBJECT_NAME",
     "InvalidObjectKey",
     "LocalStorage",
     "ObjectNotFound",

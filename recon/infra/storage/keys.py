@@ -72,6 +72,11 @@ def validate_key(key: str, *, prefix: bool = False) -> str:
 
 
 METRICS_OBJECT_NAME = "metrics.json"
+PREVIEW_OBJECT_NAME = "preview.png"
+"""A succeeded run's picture of its mesh (recon.engine.preview), beside its meshes."""
+INPUT_DISPLAY_OBJECT_NAME = "input_display.npz"
+"""The job's uploaded points, parsed and subsampled once for display by the API (its cache,
+kept with the input under the job's prefix, so it goes when the job does)."""
 
 
 def input_object_name(fmt: str) -> str:

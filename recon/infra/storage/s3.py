@@ -124,8 +124,7 @@ class S3Storage:
     def iter_bytes(self, key: str, chunk_size: int = DEFAULT_CHUNK_BYTES) -> Iterator[bytes]:
         """Yield the object in chunks; raises `ObjectNotFound` at the call."""
         answer = self._call(key, "get_object", Bucket=self.bucket, Key=validate_key(key))
-        body = answer["Body"]
-        return (chunk for chunk in body.iter_chunks(chunk_size))
+        return _closing_chunks(answer["Body"], chunk_size)
 
     def exists(self, key: str) -> bool:
         """True when an object is stored under `key`."""
@@ -205,3 +204,10 @@ class S3Storage:
     def ping(self) -> None:
         """Raise `StorageUnavailable` unless the bucket answers with these credentials."""
         self._call(None, "head_bucket", Bucket=self.bucket)
+
+
+def _closing_chunks(body: Any, chunk_size: int) -> Iterator[bytes]:
+    """The body's chunks; closing the generator early (a client that went away while the API
+    streamed it) closes the body, which returns its connection to the pool."""
+    with contextlib.closing(body):
+        yield from body.iter_chunks(chunk_size)

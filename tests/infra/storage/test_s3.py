@@ -198,6 +198,27 @@ def test_failed_download_closes_the_body(
     assert all(body.closed for body in bodies)
 
 
+def test_abandoned_stream_closes_the_body(
+    storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API streams objects to clients that may go away: closing early frees the body."""
+    key = job_object_key("acme", uuid.uuid4().hex, "mesh.glb")
+    storage.put_bytes(key, b"x" * 3 * 65536)
+    bodies: list[BodySpy] = []
+    get_object = storage.client.get_object
+
+    def spied(**kwargs: Any) -> dict[str, Any]:
+        answer = get_object(**kwargs)
+        bodies.append(BodySpy(answer["Body"], drop=False))
+        return {**answer, "Body": bodies[-1]}
+
+    monkeypatch.setattr(storage.client, "get_object", spied)
+    chunks = storage.iter_bytes(key, chunk_size=65536)
+    assert next(iter(chunks)) == b"x" * 65536
+    chunks.close()
+    assert [body.closed for body in bodies] == [True]
+
+
 def test_partial_delete_failure_is_unavailable(
     storage: S3Storage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
