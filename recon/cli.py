@@ -1,7 +1,7 @@
 """The `recon` console script: one entry point for the engine, API, worker and embedded stack.
 
-Imports are lazy so that `recon reconstruct` never loads FastAPI or Celery, and `recon api` never
-loads torch.
+Imports are lazy so that `recon reconstruct` never loads FastAPI or Celery, `recon api` never
+loads torch, and the client commands load neither.
 """
 
 import importlib
@@ -13,6 +13,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("recon.embedded.serve", "main"),
     "api": ("recon.api.cli", "main"),
     "worker": ("recon.worker.cli", "main"),
+    "submit": ("recon.client.cli", "main"),
+    "status": ("recon.client.cli", "main"),
+    "download": ("recon.client.cli", "main"),
+    "cancel": ("recon.client.cli", "main"),
+    "jobs": ("recon.client.cli", "main"),
 }
 
 USAGE = """usage: recon COMMAND [options]
@@ -23,6 +28,13 @@ commands:
   serve        embedded default: API + private Redis + one worker, local storage
   api          the HTTP API alone (production)
   worker       a Celery worker alone (production)
+
+client of a running service (RECON_URL, RECON_API_KEY):
+  submit       submit a point cloud; --wait follows it, -o downloads the mesh
+  status       show a job
+  download     download a job's mesh
+  cancel       cancel a job
+  jobs         list your jobs
 
 Run `recon COMMAND --help` for a command's options.
 """

@@ -1,23 +1,26 @@
 """`recon reconstruct` and `recon example`: the engine from the command line, no servers.
 
-Progress goes to stderr as a plain-text bar; bad input ends with exit status 2 and a one-line
-reason.
+Progress goes to stderr through `recon.progress`: a bar on a terminal, a plain line every few
+seconds in a log. Bad input ends with exit status 2 and a one-line reason.
 """
 
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recon.engine.errors import EngineError
 from recon.engine.runtime import configure_process
+from recon.progress import ProgressDisplay, ProgressState, open_progress
+
+if TYPE_CHECKING:  # the pipeline loads torch; the CLI imports it only to run
+    from recon.engine.pipeline import Progress
 
 EXIT_BAD_INPUT = 2
 """Exit status for unusable input (bad file, unknown option value)."""
 EXIT_ENGINE_ERROR = 3
 """Exit status when the reconstruction itself fails (diverged, empty surface)."""
-BAR_WIDTH = 30
-"""Characters of the progress bar."""
 
 
 def _reconstruct_parser() -> argparse.ArgumentParser:
@@ -49,7 +52,7 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ground-truth", type=Path, default=None,
                         help="ground-truth mesh or point set for quality metrics")
     parser.add_argument("--metrics-out", type=Path, default=None, help="write metrics JSON here")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
     return parser
 
 
@@ -64,22 +67,17 @@ def _example_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _ProgressBar:
-    """Writes one self-overwriting line per progress event to stderr."""
+class _ProgressReport:
+    """Turns the engine's progress events into the shared display's states."""
 
-    def __call__(self, progress) -> None:
-        fraction = progress.step / progress.total if progress.total else 0.0
-        filled = int(BAR_WIDTH * min(fraction, 1.0))
-        loss = f" loss {progress.loss:.5f}" if progress.loss is not None else ""
-        sys.stderr.write(
-            f"\r{progress.stage:<8}[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] "
-            f"{progress.step}/{progress.total}{loss} {progress.elapsed_s:6.1f}s"
-        )
-        sys.stderr.flush()
+    def __init__(self, display: ProgressDisplay) -> None:
+        self.display = display
 
-    @staticmethod
-    def close() -> None:
-        sys.stderr.write("\n")
+    def __call__(self, progress: "Progress") -> None:
+        share = progress.step / progress.total if progress.total else 0.0
+        fraction = progress.fraction if progress.fraction is not None else share
+        self.display.update(ProgressState(progress.stage, fraction, progress.step,
+                                          progress.total, progress.loss))
 
 
 def _fail(reason: str, status: int = EXIT_BAD_INPUT) -> int:
@@ -108,14 +106,15 @@ def reconstruct_command(args: argparse.Namespace) -> int:
         truth = None if args.ground_truth is None else load_ground_truth(args.ground_truth)
     except (ValueError, OSError, EngineError) as error:
         return _fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
-    bar = None if args.quiet else _ProgressBar()
+    display = None if args.quiet else open_progress()
     try:
-        result = reconstruct(cloud, config, ground_truth=truth, on_progress=bar)
+        result = reconstruct(cloud, config, ground_truth=truth,
+                             on_progress=None if display is None else _ProgressReport(display))
     except EngineError as error:
         return _fail(f"{error.code}: {error.message}", EXIT_ENGINE_ERROR)
     finally:
-        if bar is not None:
-            bar.close()
+        if display is not None:
+            display.close()
     args.output.write_bytes(export_mesh(result.mesh, fmt, config.frame))
     if args.metrics_out is not None:
         args.metrics_out.write_text(json.dumps(result.metrics, indent=2))

@@ -1,4 +1,4 @@
-"""`make run` from the repository, as a user runs it: the README's curl walkthrough succeeds
+"""`make run` from the repository, as a user runs it: the README's walkthrough (client and curl) succeeds
 against it, a killed worker is restarted, and Ctrl-C (SIGINT to the process group, as a terminal
 sends it) leaves no process behind."""
 
@@ -77,13 +77,15 @@ def test_make_run_walkthrough_restart_and_clean_ctrl_c(tmp_path: Path) -> None:
         )
         assert walk.returncode == 0, f"{walk.stdout}\n{walk.stderr}\n{logs()}"
         assert "succeeded" in walk.stdout
-        mesh = load_glb((tmp_path / "torus.glb").read_bytes())
-        listed = httpx.get(f"http://127.0.0.1:{port}/reconstructions",
+        listed = httpx.get(f"http://127.0.0.1:{port}/v1/reconstructions",
                            headers={"X-API-Key": key}, timeout=30).json()["items"]
-        assert len(listed) == 1 and listed[0]["status"] == "succeeded"
-        assert len(mesh.faces) == listed[0]["metrics"]["mesh"]["faces"]
-        # Watertightness is the engine's to guarantee (and it reports it); the GLB must keep it.
-        assert mesh.is_watertight == listed[0]["metrics"]["mesh"]["watertight"]
+        # newest first: the curl job, then the client's
+        assert [job["status"] for job in listed] == ["succeeded", "succeeded"]
+        for name, job in (("torus-curl.glb", listed[0]), ("torus.glb", listed[1])):
+            mesh = load_glb((tmp_path / name).read_bytes())
+            assert len(mesh.faces) == job["metrics"]["mesh"]["faces"]
+            # Watertightness is the engine's to guarantee (and it reports it); the GLB keeps it.
+            assert mesh.is_watertight == job["metrics"]["mesh"]["watertight"]
 
         make = psutil.Process(serve.pid)
         parent = serve_process(make)
