@@ -1,18 +1,32 @@
 # syntax=docker/dockerfile:1.7
 # Two images from one source tree:
-#   docker build --target api    -t recon-api .     # .[api]: FastAPI, no torch (numpy/trimesh parse uploads)
+#   docker build --target api    -t recon-api .     # .[api]: FastAPI, no torch (numpy/trimesh parse uploads), the web page
 #   docker build --target worker -t recon-worker .  # .[worker]: Celery worker, CUDA torch, one per GPU
 # Both run the same `recon` console script as a native install: `recon api`, `recon worker`.
 
 # Base images are pinned to releases (bump them deliberately, e.g. for security fixes).
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+ARG NODE_IMAGE=node:20.19.5-bookworm-slim
+
+# --- the web page's three.js: the version pinned in its lockfile, from the npm registry ---------
+# Only the files the page serves (recon.api.routes.web.VENDOR_FILES) and the licence are kept.
+FROM ${NODE_IMAGE} AS web-vendor
+WORKDIR /web
+COPY recon/api/web/package.json recon/api/web/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+ && cd node_modules/three && mkdir -p /vendor/three \
+ && cp --parents LICENSE build/three.module.js build/three.core.js \
+    examples/jsm/controls/OrbitControls.js examples/jsm/loaders/GLTFLoader.js \
+    examples/jsm/utils/BufferGeometryUtils.js examples/jsm/utils/SkeletonUtils.js /vendor/three/
 
 # --- the project's sources, shared by both targets ---------------------------------------------
 FROM ${PYTHON_IMAGE} AS source
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY recon ./recon
+# `pip install .` ships them as package data of recon.api, beside the page's own files.
+COPY --from=web-vendor /vendor/three ./recon/api/web/node_modules/three
 
 # --- API: the `api` extra, no torch -------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS api

@@ -14,7 +14,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[serve,test]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The web page's 3D view imports three.js, installed from npm at the version pinned in
+# recon/api/web/package-lock.json. Without npm (or the registry) all else works, and the page
+# says how to enable the view.
+WEB := recon/api/web
+WEB_STAMP := $(WEB)/node_modules/.installed
+
+$(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "note: npm not found; the web page runs without its 3D view (install Node.js and npm, then make setup)"; \
+	elif npm ci --prefix $(WEB) --ignore-scripts --no-audit --no-fund; then \
+		touch $@; \
+	else \
+		echo "warning: npm ci failed; the web page runs without its 3D view"; \
+	fi
+
+setup: $(STAMP) $(WEB_STAMP)
 
 # Extra options for `recon serve`, e.g. make run SERVE_ARGS="--port 8080 --data-dir /srv/recon".
 SERVE_ARGS ?=
@@ -41,4 +56,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(WEB)/node_modules

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recon.api.context import ServiceContext
 from recon.api.errors import ApiError
 from recon.api.metrics import MetricsMiddleware
-from recon.api.routes import health, reconstructions
+from recon.api.routes import health, reconstructions, web
 from recon.infra.job_views import API_PREFIX
 from recon.infra.settings import Settings
 from recon.infra.storage import StorageUnavailable
@@ -83,8 +83,14 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "an unexpected error occurred")
 
 
-def create_app(settings: Settings, *, context: ServiceContext | None = None) -> FastAPI:
-    """Build the API for `settings` (raises `MissingApiKeys` when no key is configured)."""
+def create_app(
+    settings: Settings,
+    *,
+    context: ServiceContext | None = None,
+    web_files: web.WebFiles | None = None,
+) -> FastAPI:
+    """Build the API for `settings` (raises `MissingApiKeys` when no key is configured); the
+    page at `/` is served from `web_files` (default: the files shipped with the package)."""
     context = context or ServiceContext.from_settings(settings)
     app = FastAPI(title=API_TITLE, version=API_VERSION, docs_url="/docs", redoc_url=None)
     app.state.context = context
@@ -92,6 +98,7 @@ def create_app(settings: Settings, *, context: ServiceContext | None = None) -> 
     # The unversioned paths of before /v1: the same routes, documented in the README as aliases.
     app.include_router(reconstructions.router, include_in_schema=False)
     app.include_router(health.router)
+    app.include_router(web.build_router(web_files))
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

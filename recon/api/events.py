@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from recon.infra.job_views import to_job_public
 from recon.infra.job_store import JobStore
+from recon.infra.job_views import to_job_public
 
 KEEPALIVE_EVERY_S = 15.0
 PROGRESS_EVENT = "progress"

@@ -31,7 +31,8 @@ def test_framework_errors_use_the_single_error_body(client: TestClient) -> None:
 def test_docs_and_openapi(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
-    assert {"/v1/reconstructions", "/v1/reconstructions/{job_id}/mesh", "/readyz"} <= set(spec["paths"])
+    paths = set(spec["paths"])
+    assert {"/v1/reconstructions", "/v1/reconstructions/{job_id}/mesh", "/readyz"} <= paths
     upload = spec["paths"]["/v1/reconstructions"]["post"]["requestBody"]["content"]
     assert "file" in upload["multipart/form-data"]["schema"]["properties"]
     # the params examples are shown and each is a valid request

@@ -1,6 +1,6 @@
-"""`make run` from the repository, as a user runs it: the README's walkthrough (client and curl) succeeds
-against it, a killed worker is restarted, and Ctrl-C (SIGINT to the process group, as a terminal
-sends it) leaves no process behind."""
+"""`make run` from the repository, as a user runs it: the README's walkthrough (client and curl)
+succeeds against it, a killed worker is restarted, and Ctrl-C (SIGINT to the process group, as a
+terminal sends it) leaves no process behind."""
 
 from __future__ import annotations
 

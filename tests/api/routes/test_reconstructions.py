@@ -356,9 +356,8 @@ def test_download_before_completion_is_409_then_streams(
     context = context_of(client)
     finish_job(context.job_store, context.storage, job_id, formats=("glb", "ply"))
     job = client.get(f"/reconstructions/{job_id}", headers=auth_headers).json()
-    assert (
-        job["status"] == "succeeded" and job["links"]["mesh"] == f"/v1/reconstructions/{job_id}/mesh"
-    )
+    assert job["status"] == "succeeded"
+    assert job["links"]["mesh"] == f"/v1/reconstructions/{job_id}/mesh"
     glb = client.get(f"/reconstructions/{job_id}/mesh", headers=auth_headers)
     assert glb.status_code == 200 and glb.content == MESH_BYTES["glb"]
     assert glb.headers["content-type"] == "model/gltf-binary"
