@@ -7,21 +7,15 @@ match, so timing reveals neither which key nor how much of it matched.
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from recon.infra.storage.keys import is_valid_tenant
 
 BEARER_PREFIX = "bearer "
 API_KEY_HEADER = "x-api-key"
 MIN_KEY_CHARS = 16
-GENERATED_KEY_BYTES = 32
-LOCAL_KEY_FILENAME = "api_key"
 LOCAL_TENANT = "local"
-KEY_FILE_MODE = 0o600
 
 
 class MissingApiKeys(RuntimeError):
@@ -84,23 +78,6 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     if authorization.lower().startswith(BEARER_PREFIX):
         return authorization[len(BEARER_PREFIX) :].strip() or None
     return headers.get(API_KEY_HEADER, "").strip() or None
-
-
-def load_or_create_local_key(data_dir: Path) -> tuple[str, bool]:
-    """The embedded default's key, read from ``data_dir/api_key`` or generated there (0600).
-
-    Returns the key and whether it was created now (then the caller prints it once).
-    Used only by `recon serve`; production processes take keys from `RECON_API_KEYS`.
-    """
-    path = Path(data_dir) / LOCAL_KEY_FILENAME
-    if path.is_file():
-        return path.read_text(encoding="utf-8").strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(GENERATED_KEY_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
-    return key, True
 
 
 def local_key_spec(key: str) -> str:

@@ -37,9 +37,13 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from recon.api.auth import LOCAL_KEY_FILENAME, load_or_create_local_key, local_key_spec
+from recon.api.auth import local_key_spec
+from recon.embedded.local_secrets import (
+    LOCAL_KEY_FILENAME,
+    load_or_create_local_key,
+    webhook_secret_for,
+)
 from recon.embedded.supervisor import Child, Supervisor
-from recon.embedded.webhook_secret import webhook_secret_for
 
 logger = logging.getLogger("recon.serve")
 

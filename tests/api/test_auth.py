@@ -1,8 +1,6 @@
 """API keys: parsing, hashing only, constant-time comparison against every digest."""
 
 import hmac
-import stat
-from pathlib import Path
 
 import pytest
 
@@ -68,12 +66,3 @@ def test_presented_key_from_either_header() -> None:
     assert presented_key({"x-api-key": KEY_B}) == KEY_B
     assert presented_key({"authorization": "Basic abc"}) is None
     assert presented_key({}) is None
-
-
-def test_local_key_is_created_once_and_private(tmp_path: Path) -> None:
-    key, created = auth.load_or_create_local_key(tmp_path)
-    again, created_again = auth.load_or_create_local_key(tmp_path)
-    assert created and not created_again and key == again
-    assert len(key) >= max(auth.MIN_KEY_CHARS, auth.GENERATED_KEY_BYTES)
-    assert stat.S_IMODE((tmp_path / auth.LOCAL_KEY_FILENAME).stat().st_mode) == 0o600
-    assert ApiKeyRing.from_spec(auth.local_key_spec(key)).tenant_for(key) == auth.LOCAL_TENANT

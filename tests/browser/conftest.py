@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from recon.api.routes.web import THREE_DIR, VENDOR_FILES
-from tests.e2e.e2e_support import E2E_REDIS_URL, Stack, free_port, stack_env
+from tests.e2e.e2e_support import E2E_REDIS_URL, Stack, running_stack, s3_env
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -73,41 +73,24 @@ def browser(chromium_path: str) -> Iterator[Browser]:
         launched.close()
 
 
-def running_stack(root: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
-    """API + one CPU worker with their own key prefix and queue on the e2e Redis DB, data and
-    logs under `root`; stopped afterwards."""
+def browser_stack(root: Path, extra_env: dict[str, str]) -> Iterator[Stack]:
+    """API + one CPU worker on the e2e Redis DB (own key prefix and queue), data and logs under
+    `root`; stopped afterwards."""
     try:
         redis.Redis.from_url(E2E_REDIS_URL).ping()
     except redis.ConnectionError as exc:
         pytest.fail(f"the browser tests need Redis at {E2E_REDIS_URL}: {exc}")
-    (root / "logs").mkdir()
-    port = free_port()
-    keys = {"acme": secrets.token_urlsafe(24)}
-    stack = Stack(stack_env(root / "data", port, keys, extra_env), root / "logs",
-                  f"http://127.0.0.1:{port}", keys)
-    try:
-        stack.start_worker()
-        stack.start_api()
-        yield stack
-    finally:
-        stack.stop()
+    yield from running_stack(root, extra_env, {"acme": secrets.token_urlsafe(24)})
 
 
 @pytest.fixture(scope="module")
 def web_stack(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[Stack]:
     """The stack with local storage."""
-    yield from running_stack(tmp_path_factory.mktemp("browser"), {})
+    yield from browser_stack(tmp_path_factory.mktemp("browser"), {})
 
 
 @pytest.fixture(scope="module")
 def s3_web_stack(tmp_path_factory: pytest.TempPathFactory, chromium_path: str,
                  seaweed_s3: S3Server) -> Iterator[Stack]:
     """The stack with S3 storage on the session's SeaweedFS server (no CORS configured)."""
-    yield from running_stack(tmp_path_factory.mktemp("browser-s3"), {
-        "RECON_STORAGE_BACKEND": "s3",
-        "RECON_S3_ENDPOINT_URL": seaweed_s3.endpoint_url,
-        "RECON_S3_BUCKET": seaweed_s3.bucket,
-        "RECON_S3_ACCESS_KEY_ID": seaweed_s3.access_key_id,
-        "RECON_S3_SECRET_ACCESS_KEY": seaweed_s3.secret_access_key,
-        "RECON_S3_REGION": seaweed_s3.region,
-    })
+    yield from browser_stack(tmp_path_factory.mktemp("browser-s3"), s3_env(seaweed_s3))

@@ -17,7 +17,7 @@ import pytest
 
 from recon.client import Client
 from tests.conftest import binary_ply, sphere_points
-from tests.e2e.e2e_support import Stack, free_port, stack_env
+from tests.e2e.e2e_support import Stack, running_stack, s3_env
 
 if TYPE_CHECKING:
     from tests.conftest import S3Server
@@ -32,33 +32,12 @@ QUICK = {
 client reopens them where they stopped)."""
 
 
-def s3_env(server: S3Server) -> dict[str, str]:
-    """The settings that put a stack's storage on `server`."""
-    return {
-        "RECON_STORAGE_BACKEND": "s3",
-        "RECON_S3_ENDPOINT_URL": server.endpoint_url,
-        "RECON_S3_BUCKET": server.bucket,
-        "RECON_S3_ACCESS_KEY_ID": server.access_key_id,
-        "RECON_S3_SECRET_ACCESS_KEY": server.secret_access_key,
-        "RECON_S3_REGION": server.region,
-    }
-
-
 @pytest.fixture(scope="package")
 def service(tmp_path_factory: pytest.TempPathFactory, seaweed_s3: S3Server) -> Iterator[Stack]:
     """API + one worker on S3 storage, shared by the package's tests."""
-    root = tmp_path_factory.mktemp("client-service")
-    (root / "logs").mkdir()
-    port = free_port()
     keys = {"acme": secrets.token_urlsafe(24), "globex": secrets.token_urlsafe(24)}
-    env = stack_env(root / "data", port, keys, {**s3_env(seaweed_s3), **QUICK})
-    stack = Stack(env, root / "logs", f"http://127.0.0.1:{port}", keys)
-    try:
-        stack.start_worker()
-        stack.start_api()
-        yield stack
-    finally:
-        stack.stop()
+    yield from running_stack(tmp_path_factory.mktemp("client-service"),
+                             {**s3_env(seaweed_s3), **QUICK}, keys)
 
 
 @pytest.fixture

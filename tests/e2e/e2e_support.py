@@ -16,15 +16,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from tests.conftest import S3Server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNNY = REPO_ROOT / "tests" / "data" / "bunny"
@@ -167,6 +170,32 @@ def stack_env(data_dir: Path, port: int, keys: dict[str, str],
     }
     values.update(extra or {})
     return recon_env(values)
+
+
+def s3_env(server: S3Server) -> dict[str, str]:
+    """The settings that put a stack's storage on `server` (the `seaweed_s3` fixture)."""
+    return {
+        "RECON_STORAGE_BACKEND": "s3",
+        "RECON_S3_ENDPOINT_URL": server.endpoint_url,
+        "RECON_S3_BUCKET": server.bucket,
+        "RECON_S3_ACCESS_KEY_ID": server.access_key_id,
+        "RECON_S3_SECRET_ACCESS_KEY": server.secret_access_key,
+        "RECON_S3_REGION": server.region,
+    }
+
+
+def running_stack(root: Path, extra_env: dict[str, str], keys: dict[str, str]) -> Iterator[Stack]:
+    """A started API + one worker with their data and logs under `root`; stopped afterwards."""
+    (root / "logs").mkdir()
+    port = free_port()
+    stack = Stack(stack_env(root / "data", port, keys, extra_env), root / "logs",
+                  f"http://127.0.0.1:{port}", keys)
+    try:
+        stack.start_worker()
+        stack.start_api()
+        yield stack
+    finally:
+        stack.stop()
 
 
 def submit(client: httpx.Client, points: Path, params: dict[str, Any] | None = None,

@@ -18,7 +18,8 @@ import psutil
 import pytest
 import redis
 
-from recon.api.auth import LOCAL_KEY_FILENAME, LOCAL_TENANT, ApiKeyRing
+from recon.api.auth import LOCAL_TENANT, ApiKeyRing
+from recon.embedded.local_secrets import LOCAL_KEY_FILENAME
 from recon.embedded.serve import (
     REDIS_AUTH_CONFIG,
     api_keys_for,

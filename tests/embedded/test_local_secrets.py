@@ -1,11 +1,19 @@
-"""`recon serve`'s webhook secret: the environment's, else one generated once, kept private in
-the data folder and handed to the API and the worker."""
+"""`recon serve`'s secrets: the API key and the webhook secret, generated once and kept private
+in the data folder (the webhook secret from the environment when set), handed to the children."""
 
 import stat
 from pathlib import Path
 
+from recon.api import auth
+from recon.api.auth import ApiKeyRing
+from recon.embedded.local_secrets import (
+    GENERATED_KEY_BYTES,
+    LOCAL_KEY_FILENAME,
+    WEBHOOK_SECRET_FILENAME,
+    load_or_create_local_key,
+    webhook_secret_for,
+)
 from recon.embedded.serve import child_environment
-from recon.embedded.webhook_secret import WEBHOOK_SECRET_FILENAME, webhook_secret_for
 from recon.infra.settings import Settings
 
 
@@ -29,3 +37,12 @@ def test_the_children_get_it_as_a_valid_setting(tmp_path: Path) -> None:
     settings = Settings(webhook_secret=env["RECON_WEBHOOK_SECRET"])
     assert settings.webhook_secret is not None
     assert settings.webhook_secret.get_secret_value() == secret
+
+
+def test_local_key_is_created_once_and_private(tmp_path: Path) -> None:
+    key, created = load_or_create_local_key(tmp_path)
+    again, created_again = load_or_create_local_key(tmp_path)
+    assert created and not created_again and key == again
+    assert len(key) >= max(auth.MIN_KEY_CHARS, GENERATED_KEY_BYTES)
+    assert stat.S_IMODE((tmp_path / LOCAL_KEY_FILENAME).stat().st_mode) == 0o600
+    assert ApiKeyRing.from_spec(auth.local_key_spec(key)).tenant_for(key) == auth.LOCAL_TENANT
