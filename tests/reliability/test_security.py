@@ -453,7 +453,9 @@ def hostile_requests(
 
     id_answers: dict[str, list[int]] = {}
     for name, hostile in HOSTILE_IDS.items():
-        base = f"/reconstructions/{hostile}"
+        # versioned: ".." is resolved by the client, and the unversioned "/reconstructions/.."
+        # would land on the (public) web page at "/"
+        base = f"/v1/reconstructions/{hostile}"
         id_answers[name] = [
             client.get(base, headers=auth_headers).status_code,
             client.get(f"{base}/mesh", headers=auth_headers).status_code,
