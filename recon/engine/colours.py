@@ -13,8 +13,6 @@ from scipy.spatial import cKDTree
 from recon.engine.config import ColourConfig
 from recon.engine.formats.srgb import linear_to_srgb, srgb_to_linear
 
-__all__ = ["linear_to_srgb", "srgb_to_linear", "vertex_colours"]
-
 
 def vertex_colours(vertices: np.ndarray, points: np.ndarray, colours: np.ndarray,
                    config: ColourConfig) -> np.ndarray:

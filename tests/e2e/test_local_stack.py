@@ -27,7 +27,7 @@ from e2e_support import (
     watch,
 )
 
-from recon.engine.colours import linear_to_srgb
+from recon.engine.formats.srgb import linear_to_srgb
 from recon.infra.job_store import JobStore
 from tests.data.coloured_torus import SHIPPED as COLOURED_TORUS
 from tests.data.coloured_torus import colour_field

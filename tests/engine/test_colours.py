@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import trimesh
 
-from recon.engine.colours import linear_to_srgb, srgb_to_linear, vertex_colours
+from recon.engine.colours import vertex_colours
 from recon.engine.config import ColourConfig
 from recon.engine.export import export_mesh
 from recon.engine.formats.pointcloud import PointCloud
+from recon.engine.formats.srgb import linear_to_srgb, srgb_to_linear
 from recon.engine.pipeline import reconstruct
 from recon.engine.presets import build_config
 from tests.data.coloured_torus import MAJOR, MINOR, colour_field, coloured_torus
