@@ -262,8 +262,8 @@ def build_children(
 
 def announce(url: str, key: str, created: bool, key_file: Path, from_env: bool,
              webhook_secret_file: Path | None = None) -> None:
-    """Tell the user where the API is and how to authenticate (the key itself only once)."""
-    lines = [f"recon serve: API ready at {url} (docs: {url}/docs)"]
+    """Tell the user where the API and its page are and how to authenticate (the key only once)."""
+    lines = [f"recon serve: API ready at {url} (web page: {url}/, docs: {url}/docs)"]
     if from_env:
         lines.append("recon serve: API keys from RECON_API_KEYS")
     elif created:
