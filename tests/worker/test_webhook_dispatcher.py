@@ -3,7 +3,6 @@ POST per final job, the same delivery id on a retry, refusals at send time, and 
 that ends in `failed`."""
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from recon.infra.webhooks import WebhookOutbox, verify_signature
 from recon.schemas import JobStatus
 from recon.worker.webhook_dispatcher import WebhookDispatcher, dispatch_once
 from tests.conftest import wait_until
+from tests.infra.webhooks.jobs import create_job
 from tests.infra.webhooks.receiver import Received, Receiver
 from tests.worker.conftest import WORKER_TEST_REDIS_URL
 
@@ -61,15 +61,6 @@ def drop_keys(host: Host) -> None:
     for key in client.scan_iter(f"{host.recon_settings.redis_key_prefix}:*"):
         client.delete(key)
     client.close()
-
-
-def create(store: JobStore, callback_url: str) -> str:
-    job_id, now = uuid.uuid4().hex, time.time()
-    params = {"preset": "fast", "callback_url": callback_url}
-    store.create(JobRecord(id=job_id, tenant="acme", status=JobStatus.QUEUED, params=params,
-                           input_key=f"tenants/acme/jobs/{job_id}/input.ply",
-                           created_at=now, updated_at=now))
-    return job_id
 
 
 def end(store: JobStore, job_id: str, status: JobStatus) -> None:
@@ -120,7 +111,7 @@ def test_a_retry_after_a_500_carries_the_same_delivery_id_and_a_valid_signature(
 ) -> None:
     store = host.job_store
     with Receiver(answers=[(500, {})]) as receiver:
-        job_id = create(store, receiver.url(host="localhost"))
+        job_id = create_job(store, receiver.url(host="localhost"))
         end(store, job_id, JobStatus.SUCCEEDED)
         record = settled(store, job_id)
         first, second = receiver.wait_for(2)
@@ -144,7 +135,7 @@ def test_every_final_status_gets_its_own_signed_event(
 ) -> None:
     store = host.job_store
     with Receiver() as receiver:
-        jobs = {status: create(store, receiver.url(f"/{status.value}", host="localhost"))
+        jobs = {status: create_job(store, receiver.url(f"/{status.value}", host="localhost"))
                 for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)}
         for status, job_id in jobs.items():
             end(store, job_id, status)
@@ -165,7 +156,7 @@ def test_a_redirect_to_a_loopback_port_that_is_not_allow_listed_reaches_nothing(
     store = host.job_store
     with Receiver() as internal, Receiver() as receiver:
         receiver.answers.append((307, {"Location": f"http://127.0.0.1:{internal.port}/admin"}))
-        job_id = create(store, receiver.url(host="localhost"))
+        job_id = create_job(store, receiver.url(host="localhost"))
         end(store, job_id, JobStatus.FAILED)
         record = settled(store, job_id)
         assert len(receiver.received) == 1
@@ -184,7 +175,7 @@ def test_urls_refused_at_send_time_are_never_connected_to(tmp_path: Path) -> Non
                     f"https://2130706433:{receiver.port}/hook",     # loopback, numeric
                     f"http://127.0.0.1:{receiver.port}/hook",       # http, not allow-listed
                     f"https://[::ffff:127.0.0.1]:{receiver.port}/hook"]
-            job_ids = [create(store, url) for url in urls]
+            job_ids = [create_job(store, url) for url in urls]
             for job_id in job_ids:
                 end(store, job_id, JobStatus.CANCELED)
             while dispatch_once(host):
@@ -203,7 +194,7 @@ def test_the_retry_window_ends_in_failed_with_the_last_error(tmp_path: Path) -> 
     store = host.job_store
     try:
         with Receiver(answers=[(503, {})] * 10) as receiver:
-            job_id = create(store, receiver.url(host="localhost"))
+            job_id = create_job(store, receiver.url(host="localhost"))
             end(store, job_id, JobStatus.SUCCEEDED)
             dispatcher = WebhookDispatcher(host).start()
             try:
@@ -226,7 +217,7 @@ def test_a_worker_without_the_secret_keeps_the_webhook_pending(tmp_path: Path) -
     store = host.job_store
     try:
         with Receiver() as receiver:
-            job_id = create(store, receiver.url(host="localhost"))
+            job_id = create_job(store, receiver.url(host="localhost"))
             end(store, job_id, JobStatus.FAILED)
             assert dispatch_once(host) == [job_id]
             record = record_of(store, job_id)

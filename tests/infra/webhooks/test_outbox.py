@@ -12,6 +12,7 @@ from recon.infra.job_views import to_job_public
 from recon.infra.settings import Settings
 from recon.infra.webhooks import WebhookOutbox
 from recon.schemas import JobStatus
+from tests.infra.webhooks.jobs import create_job
 
 CALLBACK = "https://hooks.example.com/recon"
 
@@ -27,12 +28,7 @@ def outbox(store: JobStore) -> WebhookOutbox:
 
 
 def create(store: JobStore, callback_url: str | None = CALLBACK) -> str:
-    job_id, now = uuid.uuid4().hex, time.time()
-    params = {"preset": "fast", "callback_url": callback_url}
-    store.create(JobRecord(id=job_id, tenant="acme", status=JobStatus.QUEUED, params=params,
-                           input_key=f"tenants/acme/jobs/{job_id}/input.ply",
-                           created_at=now, updated_at=now))
-    return job_id
+    return create_job(store, callback_url)
 
 
 def run_to_failed(store: JobStore, job_id: str) -> None:
